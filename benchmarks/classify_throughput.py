@@ -1,0 +1,115 @@
+"""Throughput of ``classify``: decoding, model and end to end, measured in one run.
+
+Prints cutouts per second of
+
+* decode: reading + preprocessing through the same DataLoader (same workers), no model;
+* model: the forward pass alone on already prepared batches;
+* end to end: ``classify_to_file`` writing a FITS catalog;
+
+and the ratio of end to end to the serial bound ``1 / (1/decode + 1/model)``.
+A ratio near 1 means the pipeline adds no overhead; above 1, decoding overlaps
+the model. Usage::
+
+    python benchmarks/classify_throughput.py [--n 1000] [--model default] [--batch-size 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+
+def write_cutouts(folder: Path, n: int, size: int) -> list[str]:
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[:size, :size] - (size - 1) / 2
+    paths = []
+    for i in range(n):
+        q = rng.uniform(0.2, 1.0)
+        blob = np.exp(-0.5 * ((x / 12) ** 2 + (y / (12 * q)) ** 2))
+        cube = (blob[None] * [[[0.5]], [[1.0]], [[1.5]]]).astype(np.float32)
+        cube += rng.normal(0, 0.003, cube.shape).astype(np.float32)
+        h = fits.Header()
+        h.update(
+            CTYPE1="RA---TAN",
+            CTYPE2="DEC--TAN",
+            CRVAL1=150.0,
+            CRVAL2=2.0,
+            CRPIX1=size / 2 + 0.5,
+            CRPIX2=size / 2 + 0.5,
+            CD1_1=-0.262 / 3600,
+            CD1_2=0.0,
+            CD2_1=0.0,
+            CD2_2=0.262 / 3600,
+            BANDS="grz",
+        )
+        path = folder / f"c{i:06d}.fits"
+        fits.PrimaryHDU(cube, h).writeto(path)
+        paths.append(str(path))
+    return paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=None)
+    args = parser.parse_args()
+
+    import torch
+    from torch.utils.data import DataLoader
+
+    from galaxalign_astro.inference.dataset import CutoutFiles, worker_init
+    from galaxalign_astro.inference.run import Predictor, _default_workers, classify_to_file
+
+    predictor = Predictor(args.model)
+    workers = _default_workers(args.n, args.batch_size) if args.workers is None else args.workers
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = write_cutouts(Path(tmp), args.n, args.size)
+        dataset = CutoutFiles(paths, predictor.config)
+
+        loader = DataLoader(
+            dataset,
+            batch_size=args.batch_size,
+            num_workers=workers,
+            worker_init_fn=worker_init if workers else None,
+        )
+        t0 = time.perf_counter()
+        batches = [b["image"] for b in loader]
+        decode = args.n / (time.perf_counter() - t0)
+
+        predictor.predict(batches[0])  # warm-up
+        t0 = time.perf_counter()
+        for images in batches:
+            predictor.predict(images)
+        model = args.n / (time.perf_counter() - t0)
+
+        out = os.path.join(tmp, "out.fits")
+        t0 = time.perf_counter()
+        classify_to_file(
+            paths, out, model=predictor.loaded, batch_size=args.batch_size, workers=workers
+        )
+        end_to_end = args.n / (time.perf_counter() - t0)
+
+    bound = 1.0 / (1.0 / decode + 1.0 / model)
+    print(
+        f"cutouts: {args.n} of {args.size}x{args.size}x3, batch {args.batch_size}, "
+        f"loader workers {workers}, torch threads {torch.get_num_threads()}, "
+        f"model {predictor.loaded.spec.name} ({predictor.loaded.spec.architecture})"
+    )
+    print(f"decode+preprocess : {decode:9.1f} cutouts/s")
+    print(f"model forward     : {model:9.1f} cutouts/s")
+    print(f"serial bound      : {bound:9.1f} cutouts/s")
+    print(f"classify end2end  : {end_to_end:9.1f} cutouts/s")
+    print(f"ratio end2end / serial bound: {end_to_end / bound:.2f}  (target >= 0.9)")
+
+
+if __name__ == "__main__":
+    main()

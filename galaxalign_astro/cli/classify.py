@@ -1,0 +1,80 @@
+"""``galaxalign-astro classify PATH... -o OUT``."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .options import EXIT_PARTIAL, common_options, overwrite_option
+
+__all__ = ["command"]
+
+
+@click.command("classify")
+@click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Output catalog; format from the suffix: .fits .hdf5/.h5 .ecsv .parquet .csv",
+)
+@click.option(
+    "--model",
+    "model",
+    default="default",
+    show_default=True,
+    help="Bundled model name or a model directory.",
+)
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--device", default="cpu", show_default=True, help="torch device (cpu, cuda, cuda:1)."
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(0),
+    default=None,
+    help="Loader processes reading cutouts [default: automatic].",
+)
+@click.option(
+    "--embeddings/--no-embeddings",
+    default=True,
+    show_default=True,
+    help="Write the image embedding column.",
+)
+@overwrite_option
+@common_options
+def command(paths, output, model, batch_size, device, workers, embeddings, overwrite):
+    """Classify galaxy cutouts (FITS, PNG, JPEG; files, directories or globs).
+
+    Writes one row per input with the morphology class, probabilities and
+    (optionally) embeddings. Exit status: 0 all inputs classified, 3 some inputs
+    failed (their rows have status=error), 1 fatal error, 2 usage error.
+    """
+    from ..inference.run import classify_to_file
+
+    quiet = click.get_current_context().meta.get("galaxalign.quiet", False)
+    summary = classify_to_file(
+        paths,
+        output,
+        model=model,
+        batch_size=batch_size,
+        device=device,
+        workers=workers,
+        embeddings=embeddings,
+        overwrite=overwrite,
+        progress=not quiet and sys.stderr.isatty(),
+    )
+    if not quiet:
+        rate = summary.n_total / summary.seconds if summary.seconds else float("nan")
+        click.echo(
+            f"Classified {summary.n_ok} of {summary.n_total} cutouts in {summary.seconds:.1f} s "
+            f"({rate:.0f}/s) -> {summary.output}"
+        )
+        for name, count in sorted(summary.class_counts.items(), key=lambda kv: -kv[1]):
+            click.echo(f"  {count:6d}  {name}")
+        if summary.n_failed:
+            click.echo(f"  {summary.n_failed:6d}  failed (status=error in the catalog)")
+    if summary.n_failed:
+        sys.exit(EXIT_PARTIAL)

@@ -1,0 +1,60 @@
+"""Options shared by several commands, and the error handling every command uses."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+__all__ = ["EXIT_PARTIAL", "common_options", "overwrite_option", "run_library_call"]
+
+#: exit status when a batch finished but some inputs failed
+EXIT_PARTIAL = 3
+
+
+def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``-v/--verbose``, ``-q/--quiet`` and ``--debug`` and configure logging from them."""
+
+    @click.option("-v", "--verbose", count=True, help="More log output (repeat for debug).")
+    @click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bar.")
+    @click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+    @functools.wraps(func)
+    def wrapper(*args: Any, verbose: int, quiet: bool, debug: bool, **kwargs: Any) -> Any:
+        level = logging.ERROR if quiet else logging.WARNING - 10 * min(verbose, 2)
+        logging.basicConfig(
+            level=level, format="%(levelname)s: %(message)s", stream=sys.stderr, force=True
+        )
+        ctx = click.get_current_context()
+        ctx.meta["galaxalign.quiet"] = quiet
+        ctx.meta["galaxalign.debug"] = debug
+        return run_library_call(func, *args, debug=debug, **kwargs)
+
+    return wrapper
+
+
+def overwrite_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--overwrite", is_flag=True, help="Replace an existing output instead of refusing."
+    )(func)
+
+
+def run_library_call(func: Callable[..., Any], *args: Any, debug: bool, **kwargs: Any) -> Any:
+    """Call ``func``; turn library errors into one-line messages and exit status 1."""
+    from ..errors import GalaxAlignError
+
+    try:
+        return func(*args, **kwargs)
+    except (click.exceptions.Exit, click.ClickException, click.Abort):
+        raise
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except (GalaxAlignError, OSError, ValueError) as exc:
+        if debug:
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)

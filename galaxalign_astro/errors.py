@@ -1,0 +1,33 @@
+"""Exception and warning classes of galaxalign-astro."""
+
+from __future__ import annotations
+
+from astropy.utils.exceptions import AstropyUserWarning
+
+__all__ = [
+    "CutoutError",
+    "GalaxAlignError",
+    "GalaxAlignWarning",
+    "ModelLoadError",
+    "OutputExistsError",
+]
+
+
+class GalaxAlignError(Exception):
+    """Base class of the errors this package raises on purpose; the CLI prints them as one line."""
+
+
+class CutoutError(GalaxAlignError):
+    """A cutout file cannot be turned into a model input (unreadable, wrong shape, no signal)."""
+
+
+class ModelLoadError(GalaxAlignError):
+    """A model or checkpoint cannot be found or loaded."""
+
+
+class OutputExistsError(GalaxAlignError, FileExistsError):
+    """An output exists and overwriting was not asked for."""
+
+
+class GalaxAlignWarning(AstropyUserWarning):
+    """Warnings from galaxalign-astro."""

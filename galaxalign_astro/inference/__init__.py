@@ -1,0 +1,19 @@
+"""Inference: prototypes, streaming classification and catalog columns."""
+
+from .run import (
+    ClassifySummary,
+    Predictor,
+    add_morphology_columns,
+    classify,
+    classify_to_file,
+    iter_classify,
+)
+
+__all__ = [
+    "ClassifySummary",
+    "Predictor",
+    "add_morphology_columns",
+    "classify",
+    "classify_to_file",
+    "iter_classify",
+]

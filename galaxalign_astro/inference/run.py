@@ -1,0 +1,343 @@
+"""Classification of cutouts: streaming batches from disk to a catalog.
+
+A DataLoader's worker processes read and prepare cutouts while the main process
+runs the model; every batch is written to the output as soon as it is classified,
+so memory does not grow with the number of inputs.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._version import __version__
+from ..io.cutouts import expand_inputs
+
+__all__ = [
+    "ClassifySummary",
+    "Predictor",
+    "add_morphology_columns",
+    "classify",
+    "classify_to_file",
+    "iter_classify",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClassifySummary:
+    """Outcome of :func:`classify_to_file`."""
+
+    output: str
+    n_total: int
+    n_ok: int
+    seconds: float
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    class_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_failed(self) -> int:
+        return len(self.failures)
+
+
+class Predictor:
+    """A loaded model plus its class prototypes, ready to classify prepared images."""
+
+    def __init__(self, model: Any = "default", *, device: str = "cpu") -> None:
+        import torch
+
+        from ..models.checkpoint import LoadedModel, load_model
+
+        self.loaded: LoadedModel = (
+            model if isinstance(model, LoadedModel) else load_model(model, device=device)
+        )
+        self.device = torch.device(device)
+        self.loaded.model.to(self.device).eval()
+        self.class_names = list(self.loaded.spec.class_names)
+        self.prototypes = self.loaded.prototypes().to(self.device)
+
+    @property
+    def config(self):
+        return self.loaded.spec.preprocess
+
+    @property
+    def embed_dim(self) -> int:
+        return self.loaded.model.embed_dim
+
+    def predict(self, images) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities (n, n_classes) and embeddings (n, dim) of prepared images."""
+        import torch
+
+        from .prototypes import class_probabilities
+
+        with torch.inference_mode():
+            emb = self.loaded.model.encode_image(images.to(self.device))
+            probs = class_probabilities(emb, self.prototypes, self.loaded.model.logit_scale)
+        return probs.cpu().numpy(), emb.cpu().numpy()
+
+    def provenance(self) -> dict[str, Any]:
+        meta = self.loaded.provenance()
+        meta["date"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+        meta["class_names"] = self.class_names
+        return meta
+
+
+def _default_workers(n_items: int, batch_size: int) -> int:
+    # start-up of worker processes costs more than it saves on small runs
+    if n_items < 2 * batch_size:
+        return 0
+    return max(1, min(4, (os.cpu_count() or 1)))
+
+
+def iter_classify(
+    dataset,
+    predictor: Predictor,
+    *,
+    batch_size: int = 64,
+    workers: int | None = None,
+    embeddings: bool = True,
+    progress: bool = False,
+) -> Iterator[dict[str, np.ndarray]]:
+    """Yield one dict of column arrays per batch, in input order."""
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+
+    from .dataset import worker_init
+
+    n_workers = _default_workers(len(dataset), batch_size) if workers is None else workers
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=n_workers,
+        worker_init_fn=worker_init if n_workers else None,
+        prefetch_factor=4 if n_workers else None,
+    )
+    names = np.array(predictor.class_names)
+    n_classes = len(names)
+    with tqdm(
+        total=len(dataset), unit="cutout", disable=not progress, file=sys.stderr, smoothing=0.1
+    ) as bar:
+        for batch in loader:
+            ok = batch["ok"].numpy().astype(bool)
+            n = len(ok)
+            probs = np.full((n, n_classes), np.nan, dtype=np.float32)
+            emb = np.full((n, predictor.embed_dim), np.nan, dtype=np.float32)
+            if ok.any():
+                p, e = predictor.predict(batch["image"][ok])
+                probs[ok], emb[ok] = p, e
+            best = np.where(ok, np.nan_to_num(probs, nan=-1).argmax(axis=1), -1)
+            chunk = {
+                "index": batch["index"].numpy(),
+                "ra": batch["ra"].numpy().astype(np.float64),
+                "dec": batch["dec"].numpy().astype(np.float64),
+                "class_id": best.astype(np.int16),
+                "class_name": np.where(ok, names[np.maximum(best, 0)], ""),
+                "class_prob": np.where(ok, probs.max(axis=1, initial=-1), np.nan).astype(
+                    np.float32
+                ),
+                "probs": probs,
+                "status": np.where(ok, "ok", "error"),
+                "message": np.array(batch["error"], dtype=str),
+            }
+            if embeddings:
+                chunk["embedding"] = emb
+            bar.update(n)
+            yield chunk
+
+
+def _file_dataset(paths: Sequence[str | os.PathLike[str]], predictor: Predictor):
+    from .dataset import CutoutFiles
+
+    return CutoutFiles(expand_inputs(paths), predictor.config)
+
+
+def classify(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    model: Any = "default",
+    batch_size: int = 64,
+    device: str = "cpu",
+    embeddings: bool = True,
+    workers: int | None = None,
+    progress: bool = False,
+):
+    """Classify cutout files; return an astropy Table with one row per input.
+
+    Directories and glob patterns are expanded. Rows of files that cannot be used
+    have ``status='error'`` and the reason in ``message``.
+    """
+    from astropy.table import Table
+
+    from .columns import output_columns
+
+    predictor = Predictor(model, device=device)
+    dataset = _file_dataset(paths, predictor)
+    chunks = list(
+        iter_classify(
+            dataset,
+            predictor,
+            batch_size=batch_size,
+            workers=workers,
+            embeddings=embeddings,
+            progress=progress,
+        )
+    )
+    specs = output_columns(
+        predictor.class_names,
+        embed_dim=predictor.embed_dim,
+        embeddings=embeddings,
+        path_width=max([len(p) for p in dataset.paths] + [1]),
+    )
+    table = Table(meta=_meta(predictor))
+    for spec in specs:
+        if spec.name == "source":
+            values = np.array(dataset.paths, dtype=str)
+        elif chunks:
+            values = np.concatenate([c[spec.name] for c in chunks])
+        else:
+            values = np.zeros((0, *spec.shape), dtype=spec.numpy_dtype)
+        table[spec.name] = values
+        table[spec.name].unit = spec.unit
+        table[spec.name].description = spec.description
+    return table
+
+
+def _meta(predictor: Predictor) -> dict[str, Any]:
+    return {"galaxalign": predictor.provenance(), "package_version": __version__}
+
+
+def classify_to_file(
+    paths: Sequence[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    *,
+    model: Any = "default",
+    batch_size: int = 64,
+    device: str = "cpu",
+    embeddings: bool = True,
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> ClassifySummary:
+    """Classify cutout files and stream the rows to ``output`` (format from its suffix).
+
+    The output is written atomically and an existing one is never replaced unless
+    ``overwrite``; the check happens before the model is loaded.
+    """
+    from ..catalog import open_writer
+    from ..catalog.base import check_output_path
+    from .columns import output_columns
+
+    check_output_path(output, overwrite=overwrite)
+    t0 = time.perf_counter()
+    predictor = Predictor(model, device=device)
+    dataset = _file_dataset(paths, predictor)
+    if not len(dataset):
+        msg = "no input cutouts (empty directory or glob with no match)"
+        raise ValueError(msg)
+    specs = output_columns(
+        predictor.class_names,
+        embed_dim=predictor.embed_dim,
+        embeddings=embeddings,
+        path_width=max(len(p) for p in dataset.paths),
+    )
+    failures: list[tuple[str, str]] = []
+    counts: dict[str, int] = {}
+    n_ok = 0
+    with open_writer(output, specs, meta=_meta(predictor), overwrite=overwrite) as writer:
+        for chunk in iter_classify(
+            dataset,
+            predictor,
+            batch_size=batch_size,
+            workers=workers,
+            embeddings=embeddings,
+            progress=progress,
+        ):
+            chunk["source"] = np.array([dataset.paths[i] for i in chunk["index"]], dtype=str)
+            del chunk["index"]
+            writer.write(chunk)
+            for status, message, source, name in zip(
+                chunk["status"],
+                chunk["message"],
+                chunk["source"],
+                chunk["class_name"],
+                strict=True,
+            ):
+                if status == "ok":
+                    n_ok += 1
+                    counts[str(name)] = counts.get(str(name), 0) + 1
+                else:
+                    failures.append((str(source), str(message)))
+                    log.error("%s", message)
+    return ClassifySummary(
+        str(output), len(dataset), n_ok, time.perf_counter() - t0, failures, counts
+    )
+
+
+def add_morphology_columns(
+    table,
+    *,
+    images: str,
+    model: Any = "default",
+    bands: Sequence[str] | None = None,
+    prefix: str = "",
+    embeddings: bool = True,
+    batch_size: int = 64,
+    device: str = "cpu",
+    workers: int | None = 0,
+    base_dir: str | os.PathLike[str] | None = None,
+):
+    """Add the model's columns to an astropy ``table`` in place and return it.
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+    images : str
+        Name of the column holding the cutouts: file paths (relative to
+        ``base_dir``), or image arrays (N, bands, H, W) with band names ``bands``.
+    prefix : str
+        Prepended to the new column names; a name already in the table is an error.
+    """
+    from .columns import model_columns
+    from .dataset import ArrayCutouts, CutoutFiles
+
+    predictor = Predictor(model, device=device)
+    specs = model_columns(
+        predictor.class_names, embed_dim=predictor.embed_dim, embeddings=embeddings, prefix=prefix
+    )
+    clash = [s.name for s in specs if s.name in table.colnames]
+    if clash:
+        msg = f"table already has column(s) {', '.join(clash)}; pass prefix= to add them"
+        raise ValueError(msg)
+    if images not in table.colnames:
+        msg = f"table has no column {images!r} with cutouts"
+        raise ValueError(msg)
+    column = table[images]
+    if column.dtype.kind in "US" or (column.dtype == object and isinstance(column[0], str)):
+        base = os.fspath(base_dir) if base_dir is not None else ""
+        paths = [str(p) if os.path.isabs(str(p)) else os.path.join(base, str(p)) for p in column]
+        dataset = CutoutFiles(paths, predictor.config)
+    else:
+        dataset = ArrayCutouts(np.asarray(column), predictor.config, bands=bands)
+    chunks = list(
+        iter_classify(
+            dataset, predictor, batch_size=batch_size, workers=workers, embeddings=embeddings
+        )
+    )
+    for spec in specs:
+        key = spec.name[len(prefix) :]
+        values = np.concatenate([c[key] for c in chunks]) if chunks else np.zeros((0, *spec.shape))
+        table[spec.name] = values
+        table[spec.name].unit = spec.unit
+        table[spec.name].description = spec.description
+    table.meta.setdefault("galaxalign", predictor.provenance())
+    return table

@@ -1,0 +1,274 @@
+"""Read one cutout file into a :class:`Cutout` (planes, band names, WCS).
+
+FITS layouts understood (see the user guide):
+
+* a 2-D image in the primary HDU or the first image extension (one band);
+* a (bands, H, W) cube, band names from ``BANDS`` (e.g. ``'grz'``) or ``BAND0``,
+  ``BAND1``... as the Legacy Survey ``fits-cutout`` service writes them;
+* one band per image extension, each named by a ``BAND`` or ``FILTER`` keyword;
+* gzip files (``.fits.gz``), tile-compressed images, integer images with
+  ``BSCALE``/``BZERO`` and ``BLANK`` (astropy applies the scaling and gives NaN
+  for blanks).
+
+PNG/JPEG files are already-stretched colour composites: they come back with
+``kind='rgb'`` and skip the stretch, but not the resizing.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from ..errors import CutoutError
+
+__all__ = ["IMAGE_SUFFIXES", "Cutout", "expand_inputs", "normalise_band", "read_cutout"]
+
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fits.fz", ".fz")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+_KNOWN_BANDS = ("u", "g", "r", "i", "z", "y", "w1", "w2", "w3", "w4", "nuv", "fuv")
+
+
+@dataclass
+class Cutout:
+    """A cutout as read from disk, before any preprocessing.
+
+    Attributes
+    ----------
+    data : ndarray
+        (n_planes, H, W) float32. Fluxes for ``kind='flux'``; values in [0, 1]
+        in R, G, B order for ``kind='rgb'``.
+    bands : tuple of str or None
+        Normalised band name of each plane (``None`` where the file does not say).
+    kind : {'flux', 'rgb'}
+    wcs : astropy.wcs.WCS or None
+        Celestial WCS of the image plane, when the file has one.
+    path : str
+    """
+
+    data: np.ndarray
+    bands: tuple[str | None, ...]
+    kind: Literal["flux", "rgb"]
+    wcs: object | None
+    path: str
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.data.shape[-2]), int(self.data.shape[-1])
+
+    def centre_radec(self) -> tuple[float, float]:
+        """RA, Dec (deg) of the image centre from the WCS, NaN without one."""
+        if self.wcs is None:
+            return float("nan"), float("nan")
+        ny, nx = self.shape
+        try:
+            world = self.wcs.pixel_to_world_values((nx - 1) / 2.0, (ny - 1) / 2.0)
+        except Exception:  # a WCS that cannot transform is treated as absent
+            return float("nan"), float("nan")
+        return float(world[0]), float(world[1])
+
+    def pixel_scale_arcsec(self) -> float | None:
+        """Mean pixel scale in arcsec from the WCS, or None without one."""
+        if self.wcs is None:
+            return None
+        from astropy.wcs.utils import proj_plane_pixel_scales
+
+        try:
+            scales = proj_plane_pixel_scales(self.wcs)
+        except Exception:
+            return None
+        value = float(np.mean(np.abs(scales)) * 3600.0)
+        return value if np.isfinite(value) and value > 0 else None
+
+
+def normalise_band(value: object) -> str | None:
+    """Band name from a header value: ``DECam g`` or ``g DECam SDSS c0001`` -> ``g``."""
+    if value is None:
+        return None
+    text = str(value).strip().lower().replace("'", "")
+    if not text:
+        return None
+    if text in _KNOWN_BANDS:
+        return text
+    for token in re.split(r"[\s_\-.,/]+", text):
+        if token in _KNOWN_BANDS:
+            return token
+    return text
+
+
+def read_cutout(path: str | os.PathLike[str], *, hdu: int | str | None = None) -> Cutout:
+    """Read a FITS, PNG or JPEG cutout.
+
+    Parameters
+    ----------
+    path : path-like
+    hdu : int or str, optional
+        FITS HDU to read (index or EXTNAME); by default the layout is detected.
+
+    Raises
+    ------
+    CutoutError
+        With a one-line message naming the file, when it cannot be used.
+    """
+    name = str(path)
+    lower = name.lower()
+    if not os.path.exists(name):
+        msg = f"{name}: no such file"
+        raise CutoutError(msg)
+    if os.path.getsize(name) == 0:
+        msg = f"{name}: empty file"
+        raise CutoutError(msg)
+    if lower.endswith(IMAGE_SUFFIXES):
+        return _read_image(name)
+    return _read_fits(name, hdu=hdu)
+
+
+def _read_image(path: str) -> Cutout:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        msg = f"{path}: not a readable image ({exc})"
+        raise CutoutError(msg) from None
+    return Cutout(np.moveaxis(rgb, -1, 0).copy(), ("R", "G", "B"), "rgb", None, path)
+
+
+def _read_fits(path: str, *, hdu: int | str | None) -> Cutout:
+    from astropy.io import fits
+    from astropy.utils.exceptions import AstropyUserWarning
+
+    try:
+        with warnings.catch_warnings():
+            # truncated or non-standard files raise below; astropy's own warnings
+            # about fixable header cards are not the user's business here
+            warnings.simplefilter("ignore", AstropyUserWarning)
+            warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+            with fits.open(path, memmap=False, lazy_load_hdus=False) as hdul:
+                planes, bands, header = _select_planes(hdul, path, hdu)
+                data = np.array(planes, dtype=np.float32)
+    except CutoutError:
+        raise
+    except (OSError, ValueError, TypeError, IndexError, KeyError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        msg = f"{path}: not a readable FITS file ({reason})"
+        raise CutoutError(msg) from None
+    return Cutout(data, bands, "flux", _celestial_wcs(header), path)
+
+
+def _image_hdus(hdul) -> list:
+    out = []
+    for h in hdul:
+        if h.is_image and h.header.get("NAXIS", 0) >= 2:
+            out.append(h)
+    return out
+
+
+def _band_keyword(header) -> str | None:
+    for key in ("BAND", "FILTER", "FILTNAM", "FILTER1"):
+        if key in header:
+            return normalise_band(header[key])
+    return None
+
+
+def _select_planes(hdul, path: str, hdu: int | str | None):
+    if hdu is not None:
+        try:
+            chosen = [hdul[hdu]]
+        except (KeyError, IndexError):
+            msg = f"{path}: has no HDU {hdu!r}"
+            raise CutoutError(msg) from None
+    else:
+        chosen = _image_hdus(hdul)
+        if not chosen:
+            msg = f"{path}: no image HDU with data (tables only, or empty)"
+            raise CutoutError(msg)
+        named = [h for h in chosen if h.data is not None and h.data.ndim == 2]
+        if len(named) > 1 and all(_band_keyword(h.header) for h in named):
+            shapes = {h.data.shape for h in named}
+            if len(shapes) != 1:
+                msg = f"{path}: band extensions differ in shape {sorted(shapes)}"
+                raise CutoutError(msg)
+            bands = tuple(_band_keyword(h.header) for h in named)
+            return [h.data for h in named], bands, named[0].header
+        chosen = chosen[:1]
+    h = chosen[0]
+    data = h.data
+    if data is None or data.size == 0:
+        msg = f"{path}: HDU {h.name or 0} has no data"
+        raise CutoutError(msg)
+    data = np.asarray(data)
+    while data.ndim > 3 and data.shape[0] == 1:
+        data = data[0]
+    if data.ndim == 2:
+        return [data], (_band_keyword(h.header),), h.header
+    if data.ndim != 3:
+        msg = f"{path}: image has shape {data.shape}; expected (H, W) or (bands, H, W)"
+        raise CutoutError(msg)
+    return list(data), _cube_bands(h.header, data.shape[0]), h.header
+
+
+def _cube_bands(header, n: int) -> tuple[str | None, ...]:
+    per_plane = [normalise_band(header.get(f"BAND{i}")) for i in range(n)]
+    if all(per_plane):
+        return tuple(per_plane)
+    bands = header.get("BANDS")
+    if isinstance(bands, str):
+        text = bands.strip().replace(",", " ").split()
+        names = text if len(text) == n else list(bands.strip()) if len(bands.strip()) == n else []
+        if len(names) == n:
+            return tuple(normalise_band(b) for b in names)
+    return (None,) * n
+
+
+def _celestial_wcs(header):
+    from astropy.wcs import WCS, FITSFixedWarning
+
+    if "CTYPE1" not in header:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            wcs = WCS(header, naxis=2)
+    except Exception:  # a broken WCS is reported as no WCS, not as a failed cutout
+        return None
+    return wcs if wcs.has_celestial else None
+
+
+def expand_inputs(items: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """Expand directories (their FITS/PNG/JPEG files, sorted) and glob patterns to paths.
+
+    A plain path that does not exist is kept, so it is reported as a failed input
+    rather than silently dropped.
+    """
+    out: list[str] = []
+    for item in items:
+        text = str(item)
+        if os.path.isdir(text):
+            found = sorted(
+                str(p)
+                for p in Path(text).iterdir()
+                if p.is_file() and p.name.lower().endswith(FITS_SUFFIXES + IMAGE_SUFFIXES)
+            )
+            out.extend(found)
+        elif glob.has_magic(text) and not os.path.exists(text):
+            out.extend(sorted(glob.glob(text)))
+        else:
+            out.append(text)
+    return out
+
+
+def is_cutout_path(path: str) -> bool:
+    return path.lower().endswith(FITS_SUFFIXES + IMAGE_SUFFIXES)
+
+
+def band_list(bands: Sequence[str | None]) -> str:
+    return ", ".join(b or "?" for b in bands)

@@ -1,0 +1,156 @@
+"""The one module that talks to open_clip: architectures, weights, tokenizers.
+
+Architectures are open_clip JSON configs. Our own small ones live in
+``models/configs`` and are registered with open_clip's registry on import, so
+``create_model("gxa-tiny")`` and ``create_model("ViT-B-16", pretrained="openai")``
+go through the same open_clip factory. An upgrade of open_clip touches this file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelLoadError
+
+__all__ = [
+    "CONFIG_DIR",
+    "architecture_config",
+    "create_clip",
+    "create_model",
+    "get_tokenizer",
+    "list_architectures",
+]
+
+log = logging.getLogger(__name__)
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+_registered = False
+
+
+def _open_clip():
+    global _registered
+    import open_clip
+
+    if not _registered:
+        open_clip.add_model_config(CONFIG_DIR)
+        _registered = True
+    return open_clip
+
+
+def list_architectures() -> list[str]:
+    """Names of every open_clip architecture, ours included."""
+    return list(_open_clip().list_models())
+
+
+def architecture_config(name: str) -> dict[str, Any]:
+    """The JSON architecture config registered as ``name``."""
+    config = _open_clip().get_model_config(name)
+    if config is None:
+        msg = f"unknown architecture {name!r}; see galaxalign_astro.models.list_architectures()"
+        raise ModelLoadError(msg)
+    return config
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or os.environ.get(
+        "GALAXALIGN_ASTRO_OFFLINE", ""
+    ) not in ("", "0")
+
+
+def create_clip(
+    name: str,
+    *,
+    pretrained: str | os.PathLike[str] | None = None,
+    config: dict[str, Any] | None = None,
+    cache_dir: str | None = None,
+):
+    """Build an open_clip ``CLIP`` model.
+
+    Parameters
+    ----------
+    name : str
+        open_clip architecture name (``ViT-B-16``, ``convnext_base``, ``gxa-tiny``...).
+    pretrained : str or path, optional
+        An open_clip pretrained tag (downloaded by open_clip on machines with
+        internet), or a local checkpoint file. None: random initialisation.
+    config : dict, optional
+        An explicit architecture config (as stored in our checkpoints); it is
+        registered under ``name`` first so a checkpoint does not depend on the
+        installed registry.
+    """
+    open_clip = _open_clip()
+    if config is not None:
+        open_clip.factory._MODEL_CONFIGS[name] = config
+    elif open_clip.get_model_config(name) is None:
+        msg = f"unknown architecture {name!r}; see galaxalign_astro.models.list_architectures()"
+        raise ModelLoadError(msg)
+    pretrained_arg = None if pretrained is None else str(pretrained)
+    if pretrained_arg is not None and not os.path.isfile(pretrained_arg):
+        tags = open_clip.list_pretrained_tags_by_model(name)
+        if pretrained_arg not in tags:
+            msg = (
+                f"{name}: no pretrained weights {pretrained_arg!r} "
+                f"(not a file; open_clip tags: {', '.join(tags) or 'none'})"
+            )
+            raise ModelLoadError(msg)
+        if _offline():
+            msg = (
+                f"{name}: pretrained tag {pretrained_arg!r} needs a download and this run is "
+                "offline (HF_HUB_OFFLINE); pass a local checkpoint file instead"
+            )
+            raise ModelLoadError(msg)
+    previous = logging.getLogger().level
+    try:
+        # open_clip warns on the root logger about random init; we log it ourselves
+        logging.getLogger().setLevel(max(previous, logging.ERROR))
+        model = open_clip.create_model(
+            name, pretrained=pretrained_arg, cache_dir=cache_dir, weights_only=True
+        )
+    except Exception as exc:
+        msg = f"{name}: cannot load pretrained weights {pretrained_arg!r}: {exc}"
+        raise ModelLoadError(msg.splitlines()[0]) from exc
+    finally:
+        logging.getLogger().setLevel(previous)
+    if pretrained_arg is None:
+        log.info("%s: random initialisation (no pretrained weights)", name)
+    return model
+
+
+def get_tokenizer(name: str, *, context_length: int | None = None):
+    """open_clip tokenizer of architecture ``name`` (works offline for CLIP BPE)."""
+    open_clip = _open_clip()
+    return open_clip.get_tokenizer(name, context_length=context_length)
+
+
+def create_model(
+    name: str,
+    *,
+    pretrained: str | os.PathLike[str] | None = None,
+    symbol_tower: str = "shared",
+    cache_dir: str | None = None,
+):
+    """Build a :class:`~galaxalign_astro.models.trimodal.GalaxAlignModel`.
+
+    Parameters
+    ----------
+    name : str
+        Any open_clip architecture.
+    pretrained : str or path, optional
+        open_clip pretrained tag or local checkpoint file.
+    symbol_tower : {'shared', 'separate'}
+        Symbols go through the image tower (stage 1) or through their own copy
+        of it (stage 2).
+    """
+    from .trimodal import GalaxAlignModel
+
+    clip = create_clip(name, pretrained=pretrained, cache_dir=cache_dir)
+    model = GalaxAlignModel(clip, architecture=name, config=architecture_config(name))
+    if symbol_tower == "separate":
+        model.split_symbol_tower()
+    elif symbol_tower != "shared":
+        msg = f"symbol_tower must be 'shared' or 'separate', got {symbol_tower!r}"
+        raise ValueError(msg)
+    return model

@@ -1,0 +1,103 @@
+"""The tri-modal GalaxAlign model: image, symbol and text towers in one space.
+
+Wraps an open_clip ``CLIP``: its visual tower encodes galaxy images, its text
+tower encodes descriptions, and symbols go either through the visual tower
+itself (stage 1, *shared*) or through ``symbol_visual``, an exact copy of it made
+when stage 2 starts (*separate*). Inputs are images in [0, 1]; the model applies
+the backbone's mean/std normalisation itself so data loading never needs to know it.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["GalaxAlignModel"]
+
+
+class GalaxAlignModel(nn.Module):
+    """Image, symbol and text encoders sharing one embedding space."""
+
+    def __init__(self, clip: nn.Module, *, architecture: str, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.clip = clip
+        self.architecture = architecture
+        self.config = config
+        self.symbol_visual: nn.Module | None = None
+        pre = getattr(clip.visual, "preprocess_cfg", {}) or {}
+        mean = pre.get("mean", (0.48145466, 0.4578275, 0.40821073))
+        std = pre.get("std", (0.26862954, 0.26130258, 0.27577711))
+        self.register_buffer("image_mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("image_std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    @property
+    def image_size(self) -> int:
+        size = self.clip.visual.image_size
+        return int(size[0] if isinstance(size, tuple | list) else size)
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.config["embed_dim"])
+
+    @property
+    def logit_scale(self) -> nn.Parameter:
+        return self.clip.logit_scale
+
+    @property
+    def symbol_tower(self) -> str:
+        return "shared" if self.symbol_visual is None else "separate"
+
+    def split_symbol_tower(self) -> None:
+        """Give symbols their own tower: an exact copy of the current image tower."""
+        self.symbol_visual = copy.deepcopy(self.clip.visual)
+
+    def _normalise_input(self, images: torch.Tensor) -> torch.Tensor:
+        return (images - self.image_mean) / self.image_std
+
+    def encode_image(self, images: torch.Tensor, *, normalize: bool = True) -> torch.Tensor:
+        """Embed galaxy images (B, 3, S, S) in [0, 1]."""
+        features = self.clip.visual(self._normalise_input(images))
+        return F.normalize(features, dim=-1) if normalize else features
+
+    def encode_symbol(self, symbols: torch.Tensor, *, normalize: bool = True) -> torch.Tensor:
+        """Embed schematic symbols (B, 3, S, S) in [0, 1]."""
+        tower = self.clip.visual if self.symbol_visual is None else self.symbol_visual
+        features = tower(self._normalise_input(symbols))
+        return F.normalize(features, dim=-1) if normalize else features
+
+    def encode_text(self, tokens: torch.Tensor, *, normalize: bool = True) -> torch.Tensor:
+        """Embed tokenised descriptions (B, context_length)."""
+        return self.clip.encode_text(tokens, normalize=normalize)
+
+    def towers(self) -> dict[str, nn.Module]:
+        """The trainable parts by name: ``image``, ``text``, ``symbol`` (when separate)."""
+        clip = self.clip
+        text_parts = nn.ModuleList(
+            [
+                m
+                for m in (
+                    getattr(clip, "transformer", None),
+                    getattr(clip, "token_embedding", None),
+                    getattr(clip, "ln_final", None),
+                    getattr(clip, "text", None),
+                )
+                if m is not None
+            ]
+        )
+        out: dict[str, nn.Module] = {"image": clip.visual, "text": text_parts}
+        if self.symbol_visual is not None:
+            out["symbol"] = self.symbol_visual
+        return out
+
+    def text_parameters(self) -> list[nn.Parameter]:
+        """Text-tower parameters, including free tensors open_clip keeps on CLIP itself."""
+        params = list(self.towers()["text"].parameters())
+        for name in ("positional_embedding", "text_projection"):
+            value = getattr(self.clip, name, None)
+            if isinstance(value, nn.Parameter):
+                params.append(value)
+        return params

@@ -1,0 +1,121 @@
+import subprocess
+import sys
+import time
+
+import numpy as np
+from astropy.table import Table
+from click.testing import CliRunner
+
+from galaxalign_astro.cli.main import cli
+
+
+def test_help_and_version_do_not_import_torch():
+    code = (
+        "import sys; from galaxalign_astro.cli.main import cli\n"
+        "try:\n    cli(['classify', '--help'])\nexcept SystemExit: pass\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "assert 'astropy' not in sys.modules, 'astropy imported'\n"
+    )
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "--embeddings / --no-embeddings" in proc.stdout
+    assert time.perf_counter() - start < 5  # generous: the budget is start-up, not torch
+    out = subprocess.run(
+        [sys.executable, "-m", "galaxalign_astro", "--version"], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and "galaxalign-astro, version" in out.stdout
+
+
+def test_classify_exit_codes(micro_model, cutout_dir, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "out.fits"
+    res = runner.invoke(
+        cli,
+        [
+            "classify",
+            str(cutout_dir),
+            "-o",
+            str(out),
+            "--model",
+            str(micro_model),
+            "--workers",
+            "0",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "Classified 5 of 5" in res.output
+    # an existing output is refused (fatal error 1), and kept
+    before = out.read_bytes()
+    res = runner.invoke(
+        cli, ["classify", str(cutout_dir), "-o", str(out), "--model", str(micro_model)]
+    )
+    assert res.exit_code == 1
+    assert "exists" in res.output and out.read_bytes() == before
+    # one bad input -> exit 3, the others classified, one line naming the file
+    (cutout_dir / "zero.fits").write_bytes(b"")
+    out2 = tmp_path / "out2.ecsv"
+    res = runner.invoke(
+        cli,
+        [
+            "classify",
+            str(cutout_dir / "*.fits"),
+            "-o",
+            str(out2),
+            "--model",
+            str(micro_model),
+            "--no-embeddings",
+            "-q",
+        ],
+    )
+    assert res.exit_code == 3
+    table = Table.read(out2)
+    assert len(table) == 6 and (table["status"] == "error").sum() == 1
+    assert "embedding" not in table.colnames
+    assert "zero.fits: empty file" in res.output
+
+
+def test_usage_error_is_2(tmp_path):
+    res = CliRunner().invoke(cli, ["classify", "x.fits"])
+    assert res.exit_code == 2
+
+
+def test_missing_model_is_1(cutout_dir, tmp_path):
+    res = CliRunner().invoke(
+        cli, ["classify", str(cutout_dir), "-o", str(tmp_path / "o.fits"), "--model", "nope"]
+    )
+    assert res.exit_code == 1
+    assert "model 'nope' not found" in res.output
+    assert not (tmp_path / "o.fits").exists()
+
+
+def test_fits_output_passes_fitsverify(micro_model, cutout_dir, tmp_path):
+    import os
+    import shutil
+
+    import pytest
+
+    out = tmp_path / "v.fits"
+    res = CliRunner().invoke(
+        cli,
+        [
+            "classify",
+            str(cutout_dir),
+            "-o",
+            str(out),
+            "--model",
+            str(micro_model),
+            "--workers",
+            "0",
+        ],
+    )
+    assert res.exit_code == 0
+    if shutil.which("fitsverify") is None:
+        if os.environ.get("CI"):
+            pytest.fail("fitsverify is not installed in CI")
+        pytest.skip("fitsverify not installed")
+    proc = subprocess.run(["fitsverify", "-q", str(out)], capture_output=True, text=True)
+    assert "0 error" in proc.stdout + proc.stderr or proc.returncode == 0, proc.stdout
+    header = Table.read(out).meta
+    assert any("SHA" in k for k in header) or "galaxalign" in str(header).lower()
+    assert np.isfinite(Table.read(out)["class_prob"]).all()

@@ -1,0 +1,102 @@
+"""Test-wide settings: offline by default, remote tests opt-in, shared fixtures."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--remote-data",
+        action="store_true",
+        default=False,
+        help="run tests marked remote_data (they need the internet)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--remote-data"):
+        return
+    skip = pytest.mark.skip(reason="needs --remote-data (internet)")
+    for item in items:
+        if "remote_data" in item.keywords:
+            item.add_marker(skip)
+
+
+def _is_local(address) -> bool:
+    host = address[0] if isinstance(address, tuple) else address
+    if not isinstance(host, str):
+        return True
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def _no_remote_network(request, monkeypatch):
+    """remote_data_strict: an unmarked test that connects beyond loopback fails."""
+    if "remote_data" in request.keywords:
+        return
+    real_connect = socket.socket.connect
+
+    def guarded(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_local(address):
+            msg = f"test tried to reach {address!r}; mark it remote_data"
+            raise RuntimeError(msg)
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture(scope="session")
+def micro_model(tmp_path_factory):
+    """A gxa-micro model trained for a few steps on synthetic blobs (both stages)."""
+    import numpy as np
+
+    from galaxalign_astro.io import Cutout
+    from galaxalign_astro.preprocess import PreprocessConfig, prepare
+    from galaxalign_astro.train import LabelledImages, TrainConfig, Trainer, default_stages
+    from galaxalign_astro.train.data import to_uint8
+    from tests.cutout_factory import galaxy_cube
+
+    pre = PreprocessConfig(size=32)
+    images, labels = [], []
+    for i in range(80):
+        cube = galaxy_cube(64, q=1 - 0.09 * (i % 10), angle=0.3 * i, seed=i)
+        cut = Cutout(cube, ("g", "r", "z"), "flux", None, f"sim{i}")
+        images.append(to_uint8(prepare(cut, pre).image))
+        labels.append(i % 10)
+    data = LabelledImages(np.stack(images), np.array(labels))
+    config = TrainConfig(
+        architecture="gxa-micro",
+        preprocess=pre,
+        stages=default_stages(1, 1),
+        batch_size=16,
+        symbols={"variants": 2},
+        name="micro-test",
+    )
+    out = tmp_path_factory.mktemp("models") / "micro"
+    Trainer(config).fit(data.subset(np.arange(60)), data.subset(np.arange(60, 80)), output=out)
+    return out
+
+
+@pytest.fixture
+def cutout_dir(tmp_path):
+    """Five good Legacy-Survey-like cutouts of 64 px."""
+    from tests.cutout_factory import galaxy_cube, write_cube
+
+    folder = tmp_path / "cutouts"
+    folder.mkdir()
+    for i in range(5):
+        write_cube(folder / f"g{i}.fits", galaxy_cube(64, q=0.3 + 0.15 * i, seed=i), ra=150 + i)
+    return folder

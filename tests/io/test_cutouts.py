@@ -1,0 +1,142 @@
+import gzip
+import shutil
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from PIL import Image
+
+from galaxalign_astro.errors import CutoutError
+from galaxalign_astro.io import expand_inputs, normalise_band, read_cutout
+from tests.cutout_factory import galaxy_cube, wcs_header, write_cube, write_extensions
+
+
+def test_legacy_cube_bands_and_wcs(tmp_path):
+    cube = galaxy_cube(32)
+    c = read_cutout(write_cube(tmp_path / "a.fits", cube, ra=10.0, dec=-5.0))
+    assert c.bands == ("g", "r", "z")
+    assert c.kind == "flux"
+    np.testing.assert_allclose(c.data, cube)
+    ra, dec = c.centre_radec()
+    assert ra == pytest.approx(10.0) and dec == pytest.approx(-5.0)
+    assert c.pixel_scale_arcsec() == pytest.approx(0.262)
+
+
+def test_band_i_keywords(tmp_path):
+    c = read_cutout(
+        write_cube(tmp_path / "a.fits", galaxy_cube(16), bands="zrg", band_keys="BANDi")
+    )
+    assert c.bands == ("z", "r", "g")
+
+
+@pytest.mark.parametrize("keyword", ["FILTER", "BAND"])
+def test_one_band_per_extension(tmp_path, keyword):
+    cube = galaxy_cube(16)
+    c = read_cutout(write_extensions(tmp_path / "e.fits", cube, bands="gri", keyword=keyword))
+    assert c.bands == ("g", "r", "i")
+    np.testing.assert_allclose(c.data[2], cube[2])
+
+
+def test_2d_in_first_extension_and_gzip(tmp_path):
+    plane = galaxy_cube(16, bands=1)[0]
+    path = tmp_path / "x.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(plane, header=wcs_header(16))]).writeto(path)
+    gz = tmp_path / "x.fits.gz"
+    with open(path, "rb") as src, gzip.open(gz, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    c = read_cutout(gz)
+    assert c.data.shape == (1, 16, 16)
+    np.testing.assert_allclose(c.data[0], plane)
+
+
+def test_tile_compressed(tmp_path):
+    cube = galaxy_cube(32, bands=1)[0]
+    path = tmp_path / "c.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(cube, compression_type="RICE_1")]).writeto(
+        path
+    )
+    c = read_cutout(path)
+    assert c.data.shape == (1, 32, 32)
+    assert np.abs(c.data[0] - cube).max() < 0.01 * np.abs(cube).max()
+
+
+def test_scaled_integers_and_blank(tmp_path):
+    raw = np.arange(64, dtype=np.int16).reshape(8, 8)
+    raw[0, 0] = -32768
+    hdu = fits.PrimaryHDU(raw)
+    hdu.header["BSCALE"], hdu.header["BZERO"], hdu.header["BLANK"] = 0.5, 10.0, -32768
+    path = tmp_path / "i.fits"
+    hdu.writeto(path)
+    c = read_cutout(path)
+    assert np.isnan(c.data[0, 0, 0])
+    assert c.data[0, 0, 1] == pytest.approx(10.5)
+
+
+def test_png_is_rgb(tmp_path):
+    rgb = (np.random.default_rng(1).random((20, 30, 3)) * 255).astype(np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    c = read_cutout(tmp_path / "a.png")
+    assert c.kind == "rgb" and c.data.shape == (3, 20, 30)
+    np.testing.assert_allclose(c.data[0], rgb[..., 0] / 255.0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(b"", "empty file"), (b"SIMPLE  =                    T" + b" " * 50, "not a readable FITS")],
+)
+def test_bad_files_one_line_error(tmp_path, content, reason):
+    path = tmp_path / "bad.fits"
+    path.write_bytes(content)
+    with pytest.raises(CutoutError) as err:
+        read_cutout(path)
+    assert str(path) in str(err.value) and reason in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_truncated_fits(tmp_path):
+    path = write_cube(tmp_path / "t.fits", galaxy_cube(64))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CutoutError, match=r"t\.fits"):
+        read_cutout(path)
+
+
+def test_table_only_fits(tmp_path):
+    path = tmp_path / "tab.fits"
+    fits.HDUList(
+        [
+            fits.PrimaryHDU(),
+            fits.BinTableHDU.from_columns([fits.Column("a", "E", array=np.ones(3))]),
+        ]
+    ).writeto(path)
+    with pytest.raises(CutoutError, match="no image HDU"):
+        read_cutout(path)
+
+
+def test_wrong_shape(tmp_path):
+    path = tmp_path / "w.fits"
+    fits.PrimaryHDU(np.zeros((2, 3, 4, 5), dtype=np.float32)).writeto(path)
+    with pytest.raises(CutoutError, match="shape"):
+        read_cutout(path)
+
+
+def test_missing_file():
+    with pytest.raises(CutoutError, match="no such file"):
+        read_cutout("/nonexistent/x.fits")
+
+
+def test_normalise_band():
+    assert normalise_band("g DECam SDSS c0001 4720.0 1520.0") == "g"
+    assert normalise_band("SDSS_r") == "r"
+    assert normalise_band("Z") == "z"
+    assert normalise_band("") is None
+
+
+def test_expand_inputs(tmp_path):
+    for name in ("b.fits", "a.fits.gz", "c.png", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    assert expand_inputs([tmp_path]) == [
+        str(tmp_path / n) for n in ("a.fits.gz", "b.fits", "c.png")
+    ]
+    assert expand_inputs([str(tmp_path / "*.fits")]) == [str(tmp_path / "b.fits")]
+    assert expand_inputs(["missing.fits"]) == ["missing.fits"]

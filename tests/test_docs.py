@@ -1,0 +1,17 @@
+import importlib.util
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("docs_generate", DOCS / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_generated_reference_pages_are_current():
+    gen = _generator()
+    for name, build in gen.PAGES.items():
+        assert (DOCS / name).read_text() == build(), f"docs/{name} is stale: run docs/generate.py"

@@ -113,8 +113,8 @@ def prepare(cutout: Cutout, config: PreprocessConfig) -> PreparedImage:
     if config.sources is not None:
         from .sources import SourceConfig, process_sources
 
-        cube, found = process_sources(cube, SourceConfig.from_dict(config.sources))
-        measurements.update(found if isinstance(found, dict) else asdict(found))
+        cube, found = process_sources(cube, SourceConfig.from_dict(config.sources), bands=bands)
+        measurements.update(found.to_dict())
     cube = _field_of_view(cube, cutout, config)
     rgb = apply_stretch(cube, bands, config.stretch, config.stretch_params)
     return PreparedImage(resize_planes(rgb, config.size), measurements)

@@ -107,3 +107,16 @@ def test_config_round_trip():
         PreprocessConfig(stretch="sqrt")
     with pytest.raises(ValueError, match="unknown preprocessing"):
         PreprocessConfig.from_dict({"bogus": 1})
+
+
+def test_source_steps_run_inside_prepare():
+    """With photutils steps configured, prepare measures the target and reports it."""
+    from galaxalign_astro.preprocess.sources import SourceConfig
+
+    cube = galaxy_cube(64, q=0.5, flux=20.0, noise=0.01)
+    cfg = PreprocessConfig(size=32, sources=SourceConfig(recenter=True).to_dict())
+    prepared = prepare(Cutout(cube, ("g", "r", "z"), "flux", None, "x"), cfg)
+    assert prepared.image.shape == (3, 32, 32)
+    assert abs(prepared.measurements["x_offset"]) < 1.5
+    assert 0.3 < prepared.measurements["ellipticity"] < 0.7
+    assert PreprocessConfig.from_dict(cfg.to_dict()) == cfg

@@ -38,6 +38,11 @@ __all__ = ["command"]
     help="Loader processes reading cutouts [default: automatic].",
 )
 @click.option(
+    "--classes",
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML/TOML file of zero-shot classes (descriptions and/or symbols); see docs/guide.md.",
+)
+@click.option(
     "--embeddings/--no-embeddings",
     default=True,
     show_default=True,
@@ -45,7 +50,7 @@ __all__ = ["command"]
 )
 @overwrite_option
 @common_options
-def command(paths, output, model, batch_size, device, workers, embeddings, overwrite):
+def command(paths, output, model, batch_size, device, workers, classes, embeddings, overwrite):
     """Classify galaxy cutouts (FITS, PNG, JPEG; files, directories or globs).
 
     Writes one row per input with the morphology class, probabilities and
@@ -65,6 +70,7 @@ def command(paths, output, model, batch_size, device, workers, embeddings, overw
         embeddings=embeddings,
         overwrite=overwrite,
         progress=not quiet and sys.stderr.isatty(),
+        classes=classes,
     )
     if not quiet:
         rate = summary.n_total / summary.seconds if summary.seconds else float("nan")

@@ -19,16 +19,57 @@ from ..errors import CutoutError
 from ..io.cutouts import Cutout, read_cutout
 from ..preprocess.pipeline import PreprocessConfig, prepare
 
-__all__ = ["ArrayCutouts", "CutoutFiles", "PreparedDataset", "worker_init"]
+__all__ = [
+    "ArrayCutouts",
+    "CutoutFiles",
+    "PreparedDataset",
+    "measurement_layout",
+    "measurement_vector",
+    "worker_init",
+]
 
 log = logging.getLogger(__name__)
 
 
-class PreparedDataset(Dataset):
-    """Items are dicts: index, image (3, S, S) float32, ok, error, ra, dec."""
+def measurement_layout(n_bands: int) -> list[tuple[str, int, int]]:
+    """``(name, start, length)`` of each source measurement in an item's flat vector.
 
-    def __init__(self, config: PreprocessConfig) -> None:
+    The order is that of
+    :data:`~galaxalign_astro.preprocess.sources.MEASUREMENT_COLUMNS`; per-band
+    fields (``length=0`` there) take ``n_bands`` values.
+    """
+    from ..preprocess.sources import MEASUREMENT_COLUMNS
+
+    layout, start = [], 0
+    for column in MEASUREMENT_COLUMNS:
+        length = n_bands if column.length == 0 else column.length
+        layout.append((column.name, start, length))
+        start += length
+    return layout
+
+
+def measurement_vector(values: dict[str, Any] | None, n_bands: int) -> np.ndarray:
+    """Source measurements as one float64 vector (NaN where missing or ``values`` is None)."""
+    layout = measurement_layout(n_bands)
+    out = np.full(layout[-1][1] + layout[-1][2], np.nan)
+    for name, start, length in layout:
+        value = np.asarray((values or {}).get(name, np.nan), dtype=np.float64).reshape(-1)
+        if value.size == length:
+            out[start : start + length] = value
+    return out
+
+
+class PreparedDataset(Dataset):
+    """Items are dicts: index, image (3, S, S) float32, ok, error, ra, dec.
+
+    With ``measurements=True`` items also hold ``measurements``, the flat float64
+    vector of :func:`measurement_vector` (all NaN when the model has no source
+    steps or the item failed).
+    """
+
+    def __init__(self, config: PreprocessConfig, *, measurements: bool = False) -> None:
         self.config = config
+        self.measurements = measurements
 
     def __len__(self) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -45,7 +86,7 @@ class PreparedDataset(Dataset):
             cutout = self.load(index)
             prepared = prepare(cutout, self.config)
             ra, dec = cutout.centre_radec()
-            return {
+            item = {
                 "index": index,
                 "image": torch.from_numpy(prepared.image),
                 "ok": True,
@@ -53,11 +94,16 @@ class PreparedDataset(Dataset):
                 "ra": ra,
                 "dec": dec,
             }
+            if self.measurements:
+                item["measurements"] = torch.from_numpy(
+                    measurement_vector(prepared.measurements, len(self.config.bands))
+                )
+            return item
         except CutoutError as exc:
             error = str(exc)
         except Exception as exc:  # an unforeseen failure is still one failed row
             error = f"{self.name(index)}: {type(exc).__name__}: {exc}".splitlines()[0]
-        return {
+        item = {
             "index": index,
             "image": torch.zeros(3, size, size),
             "ok": False,
@@ -65,13 +111,20 @@ class PreparedDataset(Dataset):
             "ra": math.nan,
             "dec": math.nan,
         }
+        if self.measurements:
+            item["measurements"] = torch.from_numpy(
+                measurement_vector(None, len(self.config.bands))
+            )
+        return item
 
 
 class CutoutFiles(PreparedDataset):
     """Cutout files on disk."""
 
-    def __init__(self, paths: Sequence[str], config: PreprocessConfig) -> None:
-        super().__init__(config)
+    def __init__(
+        self, paths: Sequence[str], config: PreprocessConfig, *, measurements: bool = False
+    ) -> None:
+        super().__init__(config, measurements=measurements)
         self.paths = list(paths)
 
     def __len__(self) -> int:
@@ -95,8 +148,9 @@ class ArrayCutouts(PreparedDataset):
         bands: Sequence[str] | None = None,
         kind: str = "flux",
         names: Callable[[int], str] | None = None,
+        measurements: bool = False,
     ) -> None:
-        super().__init__(config)
+        super().__init__(config, measurements=measurements)
         self.arrays = arrays
         self.bands = tuple(bands) if bands is not None else None
         self.kind = kind

@@ -52,18 +52,25 @@ class ClassifySummary:
 class Predictor:
     """A loaded model plus its class prototypes, ready to classify prepared images."""
 
-    def __init__(self, model: Any = "default", *, device: str = "cpu") -> None:
+    def __init__(self, model: Any = "default", *, device: str = "cpu", classes: Any = None) -> None:
         import torch
 
         from ..models.checkpoint import LoadedModel, load_model
+        from .zeroshot import ClassSet, class_set_prototypes, load_class_set
 
         self.loaded: LoadedModel = (
             model if isinstance(model, LoadedModel) else load_model(model, device=device)
         )
         self.device = torch.device(device)
         self.loaded.model.to(self.device).eval()
-        self.class_names = list(self.loaded.spec.class_names)
-        self.prototypes = self.loaded.prototypes().to(self.device)
+        self.class_set: ClassSet | None = None
+        if classes is None:
+            self.class_names = list(self.loaded.spec.class_names)
+            self.prototypes = self.loaded.prototypes().to(self.device)
+        else:
+            self.class_set = classes if isinstance(classes, ClassSet) else load_class_set(classes)
+            self.class_names = self.class_set.names
+            self.prototypes = class_set_prototypes(self.loaded, self.class_set).to(self.device)
 
     @property
     def config(self):
@@ -88,6 +95,8 @@ class Predictor:
         meta = self.loaded.provenance()
         meta["date"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         meta["class_names"] = self.class_names
+        if self.class_set is not None:
+            meta["zero_shot_classes"] = self.class_set.source
         return meta
 
 
@@ -107,7 +116,14 @@ def iter_classify(
     embeddings: bool = True,
     progress: bool = False,
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Yield one dict of column arrays per batch, in input order."""
+    """Yield one dict of column arrays per batch, in input order.
+
+    Keys: ``index`` (dataset item), ``ra``, ``dec``, ``class_id``, ``class_name``,
+    ``class_prob``, ``probs``, ``status``, ``message``, ``embedding`` (when
+    ``embeddings``) and ``measurements`` (when the dataset was made with
+    ``measurements=True``: the flat vectors of
+    :func:`~galaxalign_astro.inference.dataset.measurement_vector`).
+    """
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
@@ -151,6 +167,8 @@ def iter_classify(
             }
             if embeddings:
                 chunk["embedding"] = emb
+            if "measurements" in batch:  # datasets made with measurements=True
+                chunk["measurements"] = batch["measurements"].numpy()
             bar.update(n)
             yield chunk
 
@@ -170,6 +188,7 @@ def classify(
     embeddings: bool = True,
     workers: int | None = None,
     progress: bool = False,
+    classes: Any = None,
 ):
     """Classify cutout files; return an astropy Table with one row per input.
 
@@ -180,7 +199,7 @@ def classify(
 
     from .columns import output_columns
 
-    predictor = Predictor(model, device=device)
+    predictor = Predictor(model, device=device, classes=classes)
     dataset = _file_dataset(paths, predictor)
     chunks = list(
         iter_classify(
@@ -227,6 +246,7 @@ def classify_to_file(
     workers: int | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    classes: Any = None,
 ) -> ClassifySummary:
     """Classify cutout files and stream the rows to ``output`` (format from its suffix).
 
@@ -239,7 +259,7 @@ def classify_to_file(
 
     check_output_path(output, overwrite=overwrite)
     t0 = time.perf_counter()
-    predictor = Predictor(model, device=device)
+    predictor = Predictor(model, device=device, classes=classes)
     dataset = _file_dataset(paths, predictor)
     if not len(dataset):
         msg = "no input cutouts (empty directory or glob with no match)"

@@ -17,6 +17,7 @@ __all__ = ["cli"]
 # command name -> module under galaxalign_astro.cli holding a click command ``command``
 COMMANDS = {
     "classify": "classify",
+    "evaluate": "evaluate",
     "fetch": "fetch",
     "symbols": "symbols",
     "train": "train",

@@ -1,0 +1,28 @@
+"""Benchmark data sets (Galaxy10 DECaLS, GalaxyMNIST), their fixed splits and augmentations."""
+
+from .augment import AUGMENT_PRESETS, AugmentConfig, augment
+from .galaxy10 import GALAXY10_SHA256, Galaxy10DECaLS, verify_sha256
+from .galaxy_mnist import GalaxyMNIST
+from .hdf5 import DatasetError, HDF5ImageSet
+from .load import SPLITS, DatasetImages, identify_dataset, load_dataset
+from .splits import few_shot_indices, galaxy10_split, indices_sha256, stratified_split
+
+__all__ = [
+    "AUGMENT_PRESETS",
+    "GALAXY10_SHA256",
+    "SPLITS",
+    "AugmentConfig",
+    "DatasetError",
+    "DatasetImages",
+    "Galaxy10DECaLS",
+    "GalaxyMNIST",
+    "HDF5ImageSet",
+    "augment",
+    "few_shot_indices",
+    "galaxy10_split",
+    "identify_dataset",
+    "indices_sha256",
+    "load_dataset",
+    "stratified_split",
+    "verify_sha256",
+]

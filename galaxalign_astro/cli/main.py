@@ -19,6 +19,7 @@ COMMANDS = {
     "classify": "classify",
     "evaluate": "evaluate",
     "fetch": "fetch",
+    "simulate": "simulate",
     "symbols": "symbols",
     "train": "train",
 }

@@ -1,0 +1,144 @@
+"""The work directory that makes ``annotate`` resumable.
+
+``OUT.partial/`` (next to the output ``OUT``) holds
+
+``manifest.json``
+    what the run depends on: the input file (absolute path, size, modification
+    time), the model (name, weights SHA-256), every setting that changes the
+    output (and their SHA-256), the chunk size and row count, the output columns
+    and the run's start date;
+``chunk-00000000.npz`` ...
+    one finished part per chunk of input rows: every output column of those rows
+    (numpy ``.npz``, written to a temporary name and renamed, so a part either
+    exists complete or not at all);
+``cutouts/``
+    fetched cutouts, when they are fetched and no other directory is given.
+
+A run killed at any point leaves only complete parts; ``resume`` skips the chunks
+that have one, and the final step streams the parts in order into the output
+catalog. The directory is removed once the output is complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import secrets
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["MANIFEST_VERSION", "WorkDir", "settings_digest"]
+
+log = logging.getLogger(__name__)
+
+MANIFEST_VERSION = 1
+_MANIFEST = "manifest.json"
+
+
+def settings_digest(settings: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of ``settings``."""
+    text = json.dumps(settings, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            with contextlib.suppress(OSError):  # some file systems cannot sync
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+class WorkDir:
+    """``<output>.partial``: the manifest and the finished parts of one run.
+
+    Parameters
+    ----------
+    output : path-like
+        The output catalog the run produces.
+    """
+
+    def __init__(self, output: str | os.PathLike[str]) -> None:
+        output = Path(output)
+        self.path = output.with_name(output.name + ".partial")
+
+    def __repr__(self) -> str:
+        return f"<WorkDir {self.path}>"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / _MANIFEST
+
+    @property
+    def cutouts(self) -> Path:
+        """Default directory of fetched cutouts."""
+        return self.path / "cutouts"
+
+    def exists(self) -> bool:
+        """Whether an earlier run left this directory."""
+        return self.path.exists()
+
+    def create(self, manifest: Mapping[str, Any]) -> None:
+        """Make the directory and write ``manifest``."""
+        self.path.mkdir()
+        self.write_manifest(manifest)
+
+    def write_manifest(self, manifest: Mapping[str, Any]) -> None:
+        text = json.dumps(dict(manifest), indent=1, sort_keys=True, default=str) + "\n"
+        _atomic_write(self.manifest_path, lambda fh: fh.write(text.encode()))
+
+    def read_manifest(self) -> dict[str, Any]:
+        """The manifest; `ValueError` when it is missing or unreadable."""
+        try:
+            data = json.loads(self.manifest_path.read_text())
+        except (OSError, ValueError) as exc:
+            msg = f"{self.manifest_path}: cannot read the manifest of the unfinished run ({exc})"
+            raise ValueError(msg) from None
+        if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION:
+            msg = f"{self.manifest_path}: not a manifest this version of galaxalign-astro wrote"
+            raise ValueError(msg)
+        return data
+
+    def part_path(self, chunk: int) -> Path:
+        return self.path / f"chunk-{chunk:08d}.npz"
+
+    def done_chunks(self) -> set[int]:
+        """Indices of the chunks that have a finished part."""
+        done = set()
+        for path in self.path.glob("chunk-*.npz"):
+            with contextlib.suppress(ValueError):
+                done.add(int(path.stem.split("-", 1)[1]))
+        return done
+
+    def write_part(self, chunk: int, arrays: Mapping[str, np.ndarray]) -> None:
+        """Store the output columns of one chunk atomically."""
+        # prefixed keys: a column may be called "file", savez's own argument
+        named = {f"c_{name}": values for name, values in arrays.items()}
+        _atomic_write(self.part_path(chunk), lambda fh: np.savez(fh, **named))  # type: ignore[arg-type]
+
+    def read_part(self, chunk: int) -> dict[str, np.ndarray]:
+        """The arrays of one finished part."""
+        path = self.part_path(chunk)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return {name[2:]: data[name] for name in data.files}
+        except (OSError, ValueError) as exc:
+            msg = f"{path}: damaged part of the unfinished run ({exc}); delete it and resume"
+            raise ValueError(msg) from None
+
+    def remove(self) -> None:
+        """Delete the directory and everything in it."""
+        shutil.rmtree(self.path, ignore_errors=True)

@@ -1,0 +1,120 @@
+"""Fixtures of the annotate tests: a catalog with cutouts, a loaded model, a fake survey."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from http.server import ThreadingHTTPServer
+
+import astropy.units as u
+import numpy as np
+import pytest
+from astropy.table import Table
+
+from galaxalign_astro.fetch import conf
+from tests.cutout_factory import galaxy_cube, write_cube
+from tests.fetch.fake_services import FakeSurveyServer, Handler
+
+#: rows of the test catalog; row MISSING has no cutout file
+N_ROWS = 14
+MISSING = 5
+
+
+@pytest.fixture(scope="session")
+def micro_predictor(micro_model):
+    """The micro model loaded once (loading costs seconds)."""
+    from galaxalign_astro.inference import Predictor
+
+    return Predictor(micro_model)
+
+
+@pytest.fixture(scope="session")
+def sources_model(micro_model, tmp_path_factory):
+    """The micro model with the photutils source steps switched on in its preprocessing."""
+    folder = tmp_path_factory.mktemp("models") / "micro-sources"
+    shutil.copytree(micro_model, folder)
+    spec_path = folder / "galaxalign.json"
+    spec = json.loads(spec_path.read_text())
+    spec["preprocess"]["sources"] = {}
+    spec_path.write_text(json.dumps(spec))
+    return folder
+
+
+def catalog_table(n: int = N_ROWS) -> Table:
+    """A catalog with units, descriptions, metadata, a vector and a masked column."""
+    table = Table()
+    table["name"] = [f"GAL{i:03d}" for i in range(n)]
+    table["RAJ2000"] = (150.0 + 0.01 * np.arange(n)) * u.deg
+    table["RAJ2000"].description = "Right ascension (J2000)"
+    table["DEJ2000"] = np.full(n, 2.0) * u.deg
+    table["mag"] = np.linspace(14.0, 17.0, n).astype(np.float32) * u.mag
+    table["flux_vec"] = np.arange(n * 3, dtype=np.float64).reshape(n, 3)
+    table["file"] = [f"cut/GAL{i:03d}.fits" for i in range(n)]
+    table.meta["ORIGIN"] = "galaxalign-astro tests"
+    table.meta["comments"] = ["a test catalog"]
+    return table
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    """``(catalog path, table)``: a FITS catalog whose cutouts are in ``tmp_path/cut``."""
+    folder = tmp_path / "cut"
+    folder.mkdir()
+    table = catalog_table()
+    for i, name in enumerate(table["name"]):
+        if i != MISSING:
+            cube = galaxy_cube(48, q=0.3 + 0.05 * i, angle=0.2 * i, seed=i)
+            write_cube(folder / f"{name}.fits", cube, ra=float(table["RAJ2000"][i]), dec=2.0)
+    path = tmp_path / "catalog.fits"
+    table.write(path)
+    return path, table
+
+
+@pytest.fixture
+def survey_server():
+    """The local fake survey services of tests/fetch (one per test)."""
+    state = FakeSurveyServer()
+    handler = type("BoundHandler", (Handler,), {"server_state": state})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    state.httpd = httpd
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_fetch(tmp_path, monkeypatch):
+    """No service URL from the environment, no cache in the home directory."""
+    for name in (
+        "GALAXALIGN_ASTRO_LEGACYSURVEY_URL",
+        "GALAXALIGN_ASTRO_SDSS_URL",
+        "GALAXALIGN_ASTRO_HIPS2FITS_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    with conf.set_temp("cache_dir", str(tmp_path / "default-cache")):
+        yield
+
+
+@pytest.fixture
+def fetch_options(survey_server, tmp_path):
+    """Fast client options pointing at the fake server; small cutouts."""
+    return {
+        "base_url": survey_server.url,
+        "size": 48,
+        "timeout": 2.0,
+        "max_retries": 1,
+        "backoff_factor": 0.01,
+        "max_backoff": 0.05,
+        "rate_limit": 0,
+        "cache_dir": str(tmp_path / "cache"),
+    }

@@ -157,7 +157,9 @@ def save_model(
     fd, tmp = tempfile.mkstemp(dir=out, prefix=".weights-", suffix=".tmp")
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata={"format": "pt", "galaxalign": spec.name})
+        # one metadata key: safetensors orders several differently from run to run,
+        # which would change the sha256 of identical weights
+        save_file(tensors, tmp, metadata={"format": "pt"})
         digest = file_sha256(tmp)
         os.replace(tmp, out / WEIGHTS_NAME)
     finally:

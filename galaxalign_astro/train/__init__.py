@@ -1,21 +1,36 @@
 """Training: typed configuration, prepared data and the two-stage trainer."""
 
-from .api import load_training_data, train_model
-from .config import StageConfig, TrainConfig, default_stages, load_recipe
-from .data import LabelledImages, from_catalog, from_simulation, split_stratified
+from .api import load_training_data, resolve_config, train_model
+from .config import (
+    DataSpec,
+    StageConfig,
+    TrainConfig,
+    apply_overrides,
+    check_config,
+    default_stages,
+    load_recipe,
+)
+from .data import LabelledImages, from_catalog, from_simulation, split_stratified, to_uint8
+from .interrupt import TrainingInterrupted
 from .trainer import Trainer, TrainResult
 
 __all__ = [
+    "DataSpec",
     "LabelledImages",
     "StageConfig",
     "TrainConfig",
     "TrainResult",
     "Trainer",
+    "TrainingInterrupted",
+    "apply_overrides",
+    "check_config",
     "default_stages",
     "from_catalog",
     "from_simulation",
     "load_recipe",
     "load_training_data",
+    "resolve_config",
     "split_stratified",
+    "to_uint8",
     "train_model",
 ]

@@ -1,17 +1,20 @@
-"""``train_model``: data source + configuration -> a saved model directory."""
+"""``train_model``: recipe + overrides + data -> a saved model directory."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .config import TrainConfig, load_recipe
-from .data import LabelledImages, from_catalog, from_simulation, split_stratified
+import numpy as np
+
+from .config import DataSpec, TrainConfig, load_recipe
+from .data import LabelledImages, split_stratified
 from .trainer import Trainer, TrainResult
 
-__all__ = ["load_training_data", "train_model"]
+__all__ = ["load_training_data", "resolve_config", "train_model"]
 
 log = logging.getLogger(__name__)
 
@@ -22,46 +25,76 @@ def load_training_data(
     data: str | None = None,
     n_simulated: int | None = None,
     sim_seed: int = 1,
-    workers: int = 1,
+    workers: int | None = None,
 ) -> LabelledImages:
-    """Prepared images from a label catalog or from the simulator."""
+    """Prepared training images of ``config.data`` (or of ``data`` / ``n_simulated``).
+
+    Read by :func:`galaxalign_astro.datasets.load_dataset`: only the data set's
+    training split (``config.data.split``), with ``label_fraction`` of its
+    labels; its test split is never seen by training.
+    """
+    from ..datasets import load_dataset
+    from ..taxonomy import get_taxonomy
+
+    spec = config.data.spec
     if data is not None:
-        return from_catalog(data, config.preprocess, workers=workers)
-    if n_simulated is None:
-        msg = "give a label catalog or a number of simulated cutouts"
+        spec = str(data)
+    elif n_simulated is not None:
+        spec = f"simulated:{n_simulated}:{sim_seed}"
+    if spec is None:
+        msg = "no training data: give a recipe [data] spec, a data set or catalog, or --simulate N"
         raise ValueError(msg)
-    return from_simulation(n_simulated, config.preprocess, seed=sim_seed, workers=workers)
+    images = load_dataset(
+        spec,
+        config.preprocess,
+        split=config.data.split,
+        label_fraction=config.data.label_fraction,
+        seed=config.data.split_seed,
+        workers=workers or config.data.workers,
+        verify=config.data.verify,
+    )
+    taxonomy = getattr(images, "taxonomy", None)
+    if taxonomy is not None and taxonomy.name != get_taxonomy(config.taxonomy).name:
+        msg = (
+            f"{spec}: its labels are {taxonomy.name} classes but the run is configured for "
+            f"{config.taxonomy}; set taxonomy = '{taxonomy.name}' (--set taxonomy={taxonomy.name})"
+        )
+        raise ValueError(msg)
+    return images
 
 
-def train_model(
+def resolve_config(
     *,
-    output: str | Path,
     recipe: str | Path | None = None,
     config: TrainConfig | None = None,
-    data: str | None = None,
-    n_simulated: int | None = None,
-    sim_seed: int = 1,
+    settings: Sequence[str] = (),
     overrides: dict[str, Any] | None = None,
     epochs1: int | None = None,
     epochs2: int | None = None,
     lr: float | None = None,
-    workers: int = 1,
-    half: bool = False,
-    progress: bool = False,
-    command: str | None = None,
-) -> TrainResult:
-    """Train stage 1 then stage 2 and save the model to ``output``.
+    data: str | None = None,
+    n_simulated: int | None = None,
+    sim_seed: int = 1,
+) -> TrainConfig:
+    """The run's configuration: recipe, then ``--set`` settings, then the named options.
 
-    ``recipe`` (TOML) or ``config`` gives the settings; ``overrides`` (None values
-    ignored) and the stage options change them.
+    ``overrides`` maps top-level settings to values (None ignored); changing
+    the architecture also sets the preprocessing size to its image size.
+    ``epochs1``/``epochs2`` set the first two stages' epochs (stages left with
+    0 epochs are dropped); ``lr`` scales every stage's peak rate so that the
+    first stage's is ``lr``. ``data``/``n_simulated`` replace the data spec.
     """
     if config is None:
-        config = load_recipe(recipe) if recipe is not None else TrainConfig()
+        config = load_recipe(recipe, settings)
+    elif settings:
+        msg = "settings (key=value) apply to a recipe; pass config or recipe, not both"
+        raise ValueError(msg)
     changes = {k: v for k, v in (overrides or {}).items() if v is not None}
     if "architecture" in changes and changes["architecture"] != config.architecture:
         from ..models.factory import architecture_config
 
         size = architecture_config(changes["architecture"])["vision_cfg"]["image_size"]
+        size = size[0] if isinstance(size, list | tuple) else size
         changes["preprocess"] = replace(config.preprocess, size=int(size))
     config = replace(config, **changes) if changes else config
     stages = list(config.stages)
@@ -71,19 +104,83 @@ def train_model(
     if lr is not None:
         stages = [replace(s, lr=lr * s.lr / stages[0].lr) for s in stages]
     config = replace(config, stages=[s for s in stages if s.epochs > 0] or stages[:1])
+    if data is not None or n_simulated is not None:
+        spec = str(data) if data is not None else f"simulated:{n_simulated}:{sim_seed}"
+        config = replace(config, data=replace(config.data, spec=spec))
+    return config
 
-    images = load_training_data(
-        config, data=data, n_simulated=n_simulated, sim_seed=sim_seed, workers=workers
+
+def train_model(
+    *,
+    output: str | Path,
+    recipe: str | Path | None = None,
+    config: TrainConfig | None = None,
+    settings: Sequence[str] = (),
+    data: str | None = None,
+    n_simulated: int | None = None,
+    sim_seed: int = 1,
+    overrides: dict[str, Any] | None = None,
+    epochs1: int | None = None,
+    epochs2: int | None = None,
+    lr: float | None = None,
+    workers: int | None = None,
+    half: bool = False,
+    progress: bool = False,
+    resume: bool = False,
+    command: str | None = None,
+) -> TrainResult:
+    """Train every stage and save the model to ``output``.
+
+    ``recipe`` (TOML) or ``config`` gives the settings; ``settings`` are
+    ``key=value`` overrides of the recipe; the other options are applied as in
+    :func:`resolve_config`. ``resume`` continues the run whose checkpoints are
+    in ``output/checkpoints``. Raises
+    :class:`~galaxalign_astro.train.interrupt.TrainingInterrupted` when stopped
+    by SIGINT/SIGTERM after saving a checkpoint.
+    """
+    config = resolve_config(
+        recipe=recipe,
+        config=config,
+        settings=settings,
+        overrides=overrides,
+        epochs1=epochs1,
+        epochs2=epochs2,
+        lr=lr,
+        data=data,
+        n_simulated=n_simulated,
+        sim_seed=sim_seed,
     )
+    if workers is not None:
+        config = replace(config, data=replace(config.data, workers=workers))
+    images = load_training_data(config, workers=workers)
     train_idx, val_idx = split_stratified(images.labels, config.val_fraction, seed=config.seed)
     log.info("training on %d images, validating on %d", len(train_idx), len(val_idx))
     trainer = Trainer(config)
-    source = {"data": str(data)} if data else {"simulated": n_simulated, "sim_seed": sim_seed}
+    source = getattr(images, "source", None) or {"data": config.data.spec}
+    val = images.subset(val_idx) if len(val_idx) else None
     return trainer.fit(
         images.subset(train_idx),
-        images.subset(val_idx),
+        val,
         output=output,
         progress=progress,
         half=half,
-        provenance={"command": command, "source": source, "n_train": len(train_idx)},
+        resume=resume,
+        provenance={
+            "command": command,
+            "source": _jsonable(source),
+            "n_train": len(train_idx),
+            "n_val": len(val_idx),
+        },
     )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, DataSpec):
+        return value.to_dict()
+    return value

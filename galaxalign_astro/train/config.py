@@ -4,11 +4,20 @@ A stage says which towers exist (symbol tower shared with the image tower, or a
 separate copy), which are trained, the loss-pair weights, whether the temperature
 is learnt, and its schedule. Stage 1 and stage 2 of the paper are the two default
 stages; ablations are other lists of stages, never other code.
+
+A recipe is a TOML file whose top-level keys are :class:`TrainConfig` fields
+(``[preprocess]``, ``[[stages]]``, ``[data]``, ``[augment]`` are tables; the
+older layout with everything under ``[train]`` is read too). ``--set key=value``
+overrides (dotted keys, TOML values) are applied to the recipe before it is
+validated, see :func:`apply_overrides`.
 """
 
 from __future__ import annotations
 
+import copy
+import math
 import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -16,9 +25,25 @@ from typing import Any
 from ..models.loss import LossWeights
 from ..preprocess.pipeline import PreprocessConfig
 
-__all__ = ["StageConfig", "TrainConfig", "default_stages", "load_recipe"]
+__all__ = [
+    "PRECISIONS",
+    "DataSpec",
+    "StageConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "check_config",
+    "default_stages",
+    "load_recipe",
+    "parse_override",
+    "recipe_dict",
+    "recipe_meta",
+]
 
 TOWERS = ("image", "text", "symbol")
+SCHEDULES = ("cosine", "constant")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: keys of a recipe's [meta] table
+META_KEYS = frozenset({"description", "output", "paper", "notes"})
 
 
 @dataclass(frozen=True)
@@ -30,18 +55,37 @@ class StageConfig:
     name : str
     epochs : int
     lr : float
-        Peak learning rate of the cosine schedule.
+        Peak learning rate.
     symbol_tower : {'shared', 'separate'}
         'separate' copies the current image tower into a symbol tower when the
         stage starts (if it is not separate already).
     train : tuple of str
         Towers whose weights are updated: any of 'image', 'text', 'symbol'.
+        A tower no loss pair of the stage uses is not trained.
     loss_weights : LossWeights
+        Weights of the image-text, symbol-text and image-symbol pairs; a pair
+        with weight 0 is not computed.
     learn_temperature : bool
+        Train ``logit_scale`` (PAPER.md: learnable) or keep it fixed.
+    temperature : float or None
+        Ours: set the temperature to this value (``logit_scale = ln(1 / T)``)
+        when the stage starts; None keeps the current one (pretrained CLIP's,
+        or ``1 / 0.07`` for random initialisation).
+    schedule : {'cosine', 'constant'}
+        Learning-rate shape after the warm-up.
     warmup_fraction : float
-        Fraction of the stage's steps spent in linear warm-up.
+        Fraction of the stage's optimizer steps spent in linear warm-up; the
+        number of steps follows from the data set size, batch and epochs.
+    warmup_steps : int or None
+        Explicit warm-up length; overrides ``warmup_fraction``.
+    min_lr_fraction : float
+        Floor of the cosine as a fraction of ``lr``.
     weight_decay : float
         AdamW decay for weight matrices (never for norms, biases, temperature).
+    betas : tuple of float
+        AdamW betas (CLIP's 0.9, 0.98).
+    eps : float
+        AdamW epsilon (CLIP's 1e-6).
     """
 
     name: str
@@ -51,89 +95,527 @@ class StageConfig:
     train: tuple[str, ...] = TOWERS
     loss_weights: LossWeights = field(default_factory=LossWeights)
     learn_temperature: bool = True
+    temperature: float | None = None
+    schedule: str = "cosine"
     warmup_fraction: float = 0.1
+    warmup_steps: int | None = None
+    min_lr_fraction: float = 0.0
     weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-6
 
     def __post_init__(self) -> None:
+        where = f"stage {self.name!r}"
         if self.symbol_tower not in ("shared", "separate"):
-            msg = f"stage {self.name}: symbol_tower must be 'shared' or 'separate'"
+            msg = f"{where}: symbol_tower must be 'shared' or 'separate', got {self.symbol_tower!r}"
             raise ValueError(msg)
+        if isinstance(self.train, str):
+            object.__setattr__(self, "train", (self.train,))
         bad = set(self.train) - set(TOWERS)
         if bad:
-            msg = f"stage {self.name}: unknown towers {sorted(bad)}; known: {TOWERS}"
+            msg = f"{where}: unknown towers {sorted(bad)}; known: {TOWERS}"
             raise ValueError(msg)
-        if isinstance(self.loss_weights, dict):
+        if isinstance(self.loss_weights, Mapping):
+            known = {f.name for f in fields(LossWeights)}
+            unknown = set(self.loss_weights) - known
+            if unknown:
+                msg = f"{where}: unknown loss weights {sorted(unknown)}; known: {sorted(known)}"
+                raise ValueError(msg)
             object.__setattr__(self, "loss_weights", LossWeights(**self.loss_weights))
+        weights = asdict(self.loss_weights)
+        if any(w < 0 for w in weights.values()) or not any(weights.values()):
+            msg = f"{where}: loss weights must be >= 0 and not all 0, got {weights}"
+            raise ValueError(msg)
         object.__setattr__(self, "train", tuple(self.train))
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        if self.epochs < 0:
+            msg = f"{where}: epochs must be >= 0, got {self.epochs}"
+            raise ValueError(msg)
+        if not self.lr > 0:
+            msg = f"{where}: lr must be positive, got {self.lr}"
+            raise ValueError(msg)
+        if self.schedule not in SCHEDULES:
+            msg = f"{where}: schedule must be one of {SCHEDULES}, got {self.schedule!r}"
+            raise ValueError(msg)
+        if not 0.0 <= self.warmup_fraction < 1.0:
+            msg = f"{where}: warmup_fraction must be in [0, 1), got {self.warmup_fraction}"
+            raise ValueError(msg)
+        if self.warmup_steps is not None and self.warmup_steps < 0:
+            msg = f"{where}: warmup_steps must be >= 0, got {self.warmup_steps}"
+            raise ValueError(msg)
+        if not 0.0 <= self.min_lr_fraction <= 1.0:
+            msg = f"{where}: min_lr_fraction must be in [0, 1], got {self.min_lr_fraction}"
+            raise ValueError(msg)
+        if self.temperature is not None and not self.temperature > 0:
+            msg = f"{where}: temperature must be positive, got {self.temperature}"
+            raise ValueError(msg)
+
+    @property
+    def uses_symbols(self) -> bool:
+        """Whether any loss pair of this stage needs symbol embeddings."""
+        w = self.loss_weights
+        return bool(w.symbol_text or w.image_symbol)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["train"] = list(self.train)
+        out["betas"] = list(self.betas)
+        return out
 
 
 def default_stages(epochs1: int = 4, epochs2: int = 4, lr: float = 5e-4) -> list[StageConfig]:
-    """PAPER.md's two stages: shared visual tower, then a separate symbol tower."""
+    """PAPER.md's two stages: shared visual tower, then a separate symbol tower.
+
+    The epochs, learning rates (stage 2 at half the peak of stage 1) and the
+    other schedule settings are ours; the paper does not state them.
+    """
     return [
         StageConfig("stage1", epochs=epochs1, lr=lr, symbol_tower="shared"),
         StageConfig("stage2", epochs=epochs2, lr=lr * 0.5, symbol_tower="separate"),
     ]
 
 
+@dataclass(frozen=True)
+class DataSpec:
+    """Where the training images come from (the ``[data]`` table of a recipe).
+
+    Read by :func:`galaxalign_astro.datasets.load_dataset`.
+
+    Parameters
+    ----------
+    spec : str or None
+        A Galaxy10 DECaLS HDF5 file, a GalaxyMNIST file or folder, a label
+        catalog, or ``simulated:N:SEED``; None: given on the command line
+        (``--data`` / ``--simulate``).
+    split : {'train', 'all'}
+        Train on the data set's training split (its test split is never
+        seen), or on every row (for data with no test use).
+    label_fraction : float
+        Fraction of the training labels kept per class (few-shot ablations).
+    split_seed : int
+        Seed of the data set split and few-shot subset; 42 gives the shipped
+        splits.
+    workers : int
+        Processes preparing the images.
+    verify : bool
+        Check the SHA-256 of a Galaxy10 DECaLS file first.
+    """
+
+    spec: str | None = None
+    split: str = "train"
+    label_fraction: float = 1.0
+    split_seed: int = 42
+    workers: int = 1
+    verify: bool = False
+
+    def __post_init__(self) -> None:
+        if self.spec is not None and not str(self.spec).strip():
+            msg = "data spec must not be empty"
+            raise ValueError(msg)
+        if self.split not in ("train", "all"):
+            msg = f"data split must be 'train' or 'all', got {self.split!r}"
+            raise ValueError(msg)
+        if not 0.0 < self.label_fraction <= 1.0:
+            msg = f"label_fraction must be in (0, 1], got {self.label_fraction}"
+            raise ValueError(msg)
+        if self.workers < 1:
+            msg = f"data workers must be >= 1, got {self.workers}"
+            raise ValueError(msg)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 @dataclass
 class TrainConfig:
-    """Everything a training run needs besides its data."""
+    """Everything a training run needs besides its data (and where the data is).
+
+    Parameters
+    ----------
+    architecture : str
+        open_clip architecture (``ViT-B-16``, ``convnext_base_w``, ``gxa-tiny``...).
+    pretrained : str or None
+        open_clip pretrained tag or local checkpoint file; None: random init.
+    preprocess : PreprocessConfig
+        Stored with the model; ``size`` must be the architecture's image size.
+    stages : list of StageConfig
+        Run in order (PAPER.md's two stages by default).
+    batch_size : int
+        Images per process per micro-step (open_clip's convention: with
+        ``torchrun`` on N GPUs the contrastive batch is N x batch_size, since
+        embeddings are gathered across processes; the paper used 2 x 256).
+    accumulate : int
+        Micro-steps per optimizer step (ours: each micro-step's contrastive
+        loss sees only its own batch; gradients are averaged).
+    precision : {'auto', 'fp32', 'bf16', 'fp16'}
+        'auto': bf16 autocast on CUDA when supported, else fp16 with a
+        gradient scaler; fp32 on CPU (autocast is always off on CPU).
+    grad_clip : float
+        Maximum global gradient norm; 0 turns clipping off.
+    seed : int
+        Seeds initialisation, the split, batch order and modality draws; on a
+        CPU the same seed gives identical weights.
+    val_fraction : float
+        Stratified fraction of the training data held out for validation.
+    augment : bool, str or dict
+        Augmentation of galaxy images (:class:`~galaxalign_astro.datasets.AugmentConfig`):
+        True the defaults (random 90-degree turns and flips), False none, a
+        preset name ('flips', 'galaxy'...), or a table of settings (may name a
+        ``preset`` to start from).
+    augment_symbols : bool
+        Apply the same augmentation to the symbols (ours).
+    checkpoint_every : int
+        Save a resumable checkpoint every this many epochs (0: only on
+        interrupt); it is always saved at the end of a stage.
+    keep_checkpoints : int
+        How many resumable checkpoints to keep in ``OUTPUT/checkpoints``.
+    select_best : bool
+        OUTPUT holds the weights of the epoch with the best validation
+        accuracy (mixed prototypes); False: the last epoch's.
+    log_every : int
+        Optimizer steps between step records in the metrics log.
+    tensorboard : bool
+        Also write TensorBoard events to ``OUTPUT/tensorboard``.
+    device : str
+        'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1'... Under
+        ``torchrun`` with CUDA each process uses ``cuda:LOCAL_RANK``.
+    """
 
     architecture: str = "gxa-tiny"
     pretrained: str | None = None
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     stages: list[StageConfig] = field(default_factory=default_stages)
     batch_size: int = 64
+    accumulate: int = 1
+    precision: str = "auto"
+    grad_clip: float = 1.0
     seed: int = 0
     val_fraction: float = 0.1
     taxonomy: str = "galaxy10_decals"
     symbols: dict[str, Any] = field(default_factory=dict)
     text: dict[str, Any] = field(default_factory=dict)
-    augment: bool = True
-    grad_clip: float = 1.0
-    device: str = "cpu"
+    augment: bool | str | dict[str, Any] = True
+    augment_symbols: bool = True
+    data: DataSpec = field(default_factory=DataSpec)
+    checkpoint_every: int = 1
+    keep_checkpoints: int = 2
+    select_best: bool = True
+    log_every: int = 50
+    eval_batch_size: int = 256
+    tensorboard: bool = False
+    device: str = "auto"
     num_workers: int = 0
     name: str = "galaxalign"
 
     def __post_init__(self) -> None:
-        if isinstance(self.preprocess, dict):
-            self.preprocess = PreprocessConfig.from_dict(self.preprocess)
-        self.stages = [StageConfig(**s) if isinstance(s, dict) else s for s in self.stages]
+        if isinstance(self.preprocess, Mapping):
+            self.preprocess = PreprocessConfig.from_dict(dict(self.preprocess))
+        if isinstance(self.data, Mapping):
+            known = {f.name for f in fields(DataSpec)}
+            unknown = set(self.data) - known
+            if unknown:
+                msg = f"unknown data settings: {', '.join(sorted(unknown))}"
+                raise ValueError(msg)
+            self.data = DataSpec(**self.data)
+        self.stages = [_stage(s) for s in self.stages]
         if not self.stages:
             msg = "a training run needs at least one stage"
             raise ValueError(msg)
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            msg = f"stage names must be unique, got {names}"
+            raise ValueError(msg)
+        seen_separate = False
+        for s in self.stages:
+            if s.symbol_tower == "separate":
+                seen_separate = True
+            elif seen_separate:
+                msg = f"stage {s.name!r}: cannot share the symbol tower again once it is separate"
+                raise ValueError(msg)
         if self.batch_size < 2:
             msg = f"batch_size must be at least 2 for contrastive training, got {self.batch_size}"
             raise ValueError(msg)
+        if self.accumulate < 1:
+            msg = f"accumulate must be >= 1, got {self.accumulate}"
+            raise ValueError(msg)
+        if self.precision not in PRECISIONS:
+            msg = f"precision must be one of {PRECISIONS}, got {self.precision!r}"
+            raise ValueError(msg)
+        if self.grad_clip is None:
+            self.grad_clip = 0.0
+        if self.grad_clip < 0:
+            msg = f"grad_clip must be >= 0, got {self.grad_clip}"
+            raise ValueError(msg)
+        if not 0.0 <= self.val_fraction < 1.0:
+            msg = f"val_fraction must be in [0, 1), got {self.val_fraction}"
+            raise ValueError(msg)
+        if self.checkpoint_every < 0 or self.keep_checkpoints < 1:
+            msg = (
+                f"checkpoint_every must be >= 0 and keep_checkpoints >= 1, got "
+                f"{self.checkpoint_every} and {self.keep_checkpoints}"
+            )
+            raise ValueError(msg)
+        if self.log_every < 1 or self.eval_batch_size < 1:
+            msg = "log_every and eval_batch_size must be >= 1"
+            raise ValueError(msg)
+        self.augment_config()
+
+    def augment_config(self):
+        """The :class:`~galaxalign_astro.datasets.AugmentConfig` of ``augment``, or None (off)."""
+        from ..datasets.augment import AugmentConfig
+
+        value = self.augment
+        if value is False:
+            return None
+        if value is True:
+            return AugmentConfig()
+        if isinstance(value, str):
+            return AugmentConfig.preset(value)
+        if isinstance(value, Mapping):
+            settings = dict(value)
+            preset = settings.pop("preset", None)
+            base = AugmentConfig.preset(preset).to_dict() if preset else {}
+            return AugmentConfig.from_dict({**base, **settings})
+        msg = f"augment must be true, false, a preset name or a table, got {value!r}"
+        raise ValueError(msg)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["preprocess"] = self.preprocess.to_dict()
+        out["stages"] = [s.to_dict() for s in self.stages]
+        out["data"] = self.data.to_dict()
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
             msg = f"unknown training settings: {', '.join(sorted(unknown))}"
             raise ValueError(msg)
-        return cls(**data)
+        try:
+            return cls(**copy.deepcopy(dict(data)))
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
 
     def with_overrides(self, **changes: Any) -> TrainConfig:
         return replace(self, **changes)
 
+    @property
+    def total_epochs(self) -> int:
+        return sum(s.epochs for s in self.stages)
 
-def load_recipe(path: str | Path) -> TrainConfig:
-    """Read a TOML recipe into a validated :class:`TrainConfig` (the ``[train]`` table)."""
-    text = Path(path).read_text()
+
+def _stage(value: StageConfig | Mapping[str, Any]) -> StageConfig:
+    if isinstance(value, StageConfig):
+        return value
+    data = dict(value)
+    if "name" not in data:
+        msg = f"a stage needs a name: {data}"
+        raise ValueError(msg)
+    known = {f.name for f in fields(StageConfig)}
+    unknown = set(data) - known
+    if unknown:
+        msg = f"stage {data['name']!r}: unknown settings {', '.join(sorted(unknown))}"
+        raise ValueError(msg)
+    return StageConfig(**data)
+
+
+# -- recipes and overrides -------------------------------------------------------------------
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``'a.b=value'`` -> (['a', 'b'], value); the value is read as TOML, else as a string.
+
+    ``stages.1.lr=1e-4`` and ``stages.stage2.lr=1e-4`` both address stage 2.
+    """
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        msg = f"override {item!r} is not of the form key=value (dotted key)"
+        raise ValueError(msg)
+    raw = raw.strip()
     try:
-        data = tomllib.loads(text)
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key.split("."), value
+
+
+def _child(node: Any, part: str, key: str) -> tuple[Any, Any]:
+    """The container slot addressed by ``part`` in ``node`` (a dict or a list of stages)."""
+    if isinstance(node, list):
+        if part.lstrip("-").isdigit():
+            index = int(part)
+            if not -len(node) <= index < len(node):
+                msg = f"override {key!r}: index {index} out of range (0..{len(node) - 1})"
+                raise ValueError(msg)
+            return node, index
+        for i, item in enumerate(node):
+            if isinstance(item, dict) and item.get("name") == part:
+                return node, i
+        names = [item.get("name") for item in node if isinstance(item, dict)]
+        msg = f"override {key!r}: no entry named {part!r} (known: {names})"
+        raise ValueError(msg)
+    if isinstance(node, dict):
+        return node, part
+    msg = f"override {key!r}: {part!r} is inside a value that is not a table"
+    raise ValueError(msg)
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Apply ``key=value`` overrides (see :func:`parse_override`) to a recipe dict, in place."""
+    for item in overrides:
+        parts, value = parse_override(item)
+        key = ".".join(parts)
+        node: Any = data
+        for part in parts[:-1]:
+            container, slot = _child(node, part, key)
+            if isinstance(container, dict) and container.get(slot) is None:
+                container[slot] = {}
+            node = container[slot]
+        container, slot = _child(node, parts[-1], key)
+        container[slot] = value
+    return data
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``: tables merge key by key, everything else is replaced."""
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_toml(path: str | Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(Path(path).read_text())
     except tomllib.TOMLDecodeError as exc:
         msg = f"{path}: not valid TOML ({exc})"
         raise ValueError(msg) from None
+
+
+def recipe_meta(path: str | Path) -> dict[str, Any]:
+    """The ``[meta]`` table of a recipe (description, default ``output``, paper notes)."""
+    meta = _read_toml(path).get("meta", {})
+    if not isinstance(meta, dict):
+        msg = f"{path}: 'meta' must be a table"
+        raise ValueError(msg)
+    unknown = set(meta) - META_KEYS
+    if unknown:
+        msg = (
+            f"{path}: unknown [meta] keys {sorted(unknown)} (known: {sorted(META_KEYS)}); "
+            "settings written after a [table] header belong to that table: put top-level "
+            "settings before the first one"
+        )
+        raise ValueError(msg)
+    return meta
+
+
+def recipe_dict(path: str | Path | None = None, overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """The full settings of a recipe (defaults filled in) with overrides applied, as a dict.
+
+    Free-form tables (``symbols``, ``text``, ``preprocess.stretch_params``,
+    ``augment``) are merged as given; ``stages`` replaces the default list.
+    When neither the recipe nor an override sets ``preprocess.size``, it is
+    the architecture's image size.
+    """
+    overrides = list(overrides)
+    base = TrainConfig().to_dict()
+    body: dict[str, Any] = {}
+    if path is not None:
+        recipe_meta(path)
+        doc = _read_toml(path)
+        if "train" in doc:
+            body = dict(doc["train"])
+            extra = set(doc) - {"train", "data", "meta"}
+            if extra:
+                msg = f"{path}: unknown tables next to [train]: {', '.join(sorted(extra))}"
+                raise ValueError(msg)
+            if "data" in doc:
+                body["data"] = doc["data"]
+        else:
+            body = {k: v for k, v in doc.items() if k != "meta"}
+        if "stages" in body and not isinstance(body["stages"], list):
+            msg = f"{path}: 'stages' must be an array of tables ([[stages]])"
+            raise ValueError(msg)
+        base = _merge(base, body)
     try:
-        return TrainConfig.from_dict(data.get("train", data))
-    except (TypeError, ValueError) as exc:
-        msg = f"{path}: {exc}"
+        data = apply_overrides(base, overrides)
+    except ValueError as exc:
+        msg = f"{path}: {exc}" if path is not None else str(exc)
         raise ValueError(msg) from None
+    size_given = "size" in (body.get("preprocess") or {}) or any(
+        parse_override(item)[0] in (["preprocess", "size"], ["preprocess"]) for item in overrides
+    )
+    if not size_given and isinstance(data.get("preprocess"), dict):
+        size = _architecture_size(data.get("architecture"))
+        if size is not None:
+            data["preprocess"]["size"] = size
+    return data
+
+
+def _architecture_size(name: Any) -> int | None:
+    """Image size of a registered architecture, None when unknown (reported later)."""
+    from ..errors import ModelLoadError
+    from ..models.factory import architecture_config
+
+    if not isinstance(name, str):
+        return None
+    try:
+        size = architecture_config(name).get("vision_cfg", {}).get("image_size")
+    except ModelLoadError:
+        return None
+    size = size[0] if isinstance(size, list | tuple) else size
+    return int(size) if size is not None else None
+
+
+def load_recipe(path: str | Path | None, overrides: Iterable[str] = ()) -> TrainConfig:
+    """Read a TOML recipe (and ``key=value`` overrides) into a validated :class:`TrainConfig`.
+
+    ``path`` None starts from the defaults. A ``[meta]`` table (description,
+    default output directory, what is the paper's) is allowed; see
+    :func:`recipe_meta`.
+    """
+    data = recipe_dict(path, overrides)
+    try:
+        return TrainConfig.from_dict(data)
+    except (TypeError, ValueError) as exc:
+        msg = f"{path}: {exc}" if path is not None else str(exc)
+        raise ValueError(msg) from None
+
+
+def check_config(config: TrainConfig, *, check_pretrained: bool = True) -> None:
+    """Validate what a config names against open_clip without building or downloading a model.
+
+    The architecture must be in open_clip's registry (ours included), its
+    image size must equal ``preprocess.size``, a pretrained tag must be one
+    open_clip knows for the architecture (a path must exist), and the taxonomy
+    must be known.
+    """
+    from ..models.factory import _open_clip, architecture_config
+    from ..taxonomy import get_taxonomy
+
+    get_taxonomy(config.taxonomy)
+    arch = architecture_config(config.architecture)
+    size = arch.get("vision_cfg", {}).get("image_size")
+    size = size[0] if isinstance(size, list | tuple) else size
+    if size is not None and int(size) != config.preprocess.size:
+        msg = (
+            f"architecture {config.architecture} takes {size} px images but preprocess.size "
+            f"is {config.preprocess.size}"
+        )
+        raise ValueError(msg)
+    if check_pretrained and config.pretrained is not None:
+        tags = _open_clip().list_pretrained_tags_by_model(config.architecture)
+        if config.pretrained not in tags and not Path(config.pretrained).is_file():
+            msg = (
+                f"{config.architecture}: pretrained {config.pretrained!r} is neither an open_clip "
+                f"tag ({', '.join(tags) or 'none'}) nor an existing file"
+            )
+            raise ValueError(msg)
+    for stage in config.stages:
+        if not math.isfinite(stage.lr):
+            msg = f"stage {stage.name!r}: lr must be finite"
+            raise ValueError(msg)

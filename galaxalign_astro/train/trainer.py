@@ -2,19 +2,43 @@
 
 Per batch, every galaxy image is paired with a random description of its class
 (text tower) and a random symbol variant of its class (symbol tower, or the image
-tower while it is shared), and the class-aware tri-modal loss is minimised. At the
-end the prototype mix ``alpha`` is tuned on the validation images (ours) and the
-model is saved with everything inference needs.
+tower while it is shared), and the class-aware tri-modal loss is minimised
+(:mod:`galaxalign_astro.models.loss`). After every epoch the model is validated
+with class prototypes, the prototype mix ``alpha`` is tuned on the validation
+images (ours), and a resumable checkpoint is written.
+
+What a run writes to ``OUTPUT``:
+
+``OUTPUT/`` (``model.safetensors``, ``galaxalign.json``)
+    the model of the epoch with the best validation accuracy of mixed
+    prototypes (``val_acc_mix``), or of the last epoch when there is no
+    validation data or ``select_best`` is off. ``classify --model OUTPUT``
+    uses these weights.
+``OUTPUT/last/``
+    the model after the last epoch, in the same format.
+``OUTPUT/checkpoints/``
+    resumable training state (``--resume``), see :mod:`.state`.
+``OUTPUT/metrics.jsonl``, ``OUTPUT/metrics.csv``
+    the metrics log, see :mod:`.metrics`.
+
+Randomness is counter-based (ours): the batch order of an epoch and each
+step's draws (descriptions, symbol variants, augmentations) come from
+generators seeded by (seed, stage, epoch, step), so a resumed run draws exactly
+what the uninterrupted run would have, and every process of a multi-GPU run
+agrees on the global batch without communicating.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -25,71 +49,187 @@ from ..inference.prototypes import class_probabilities, mix_prototypes, prototyp
 from ..modalities import class_symbol_images, class_text_lists
 from ..models.checkpoint import ModelSpec, save_model
 from ..models.factory import architecture_config, create_clip, get_tokenizer
-from ..models.loss import trimodal_loss
+from ..models.loss import LossWeights, class_aware_contrastive
 from ..models.trimodal import GalaxAlignModel
 from ..symbols import SymbolConfig
 from ..taxonomy import get_taxonomy
 from ..text import TextConfig
 from .config import StageConfig, TrainConfig
 from .data import LabelledImages
+from .distributed import DistContext, gather_with_local_grad, init_distributed
+from .interrupt import StopGuard, TrainingInterrupted
+from .metrics import MetricsLog
+from .optim import WarmupCosine, build_optimizer, resolve_precision
+from .state import (
+    CHECKPOINT_DIR,
+    Position,
+    TrainingState,
+    capture_rng,
+    latest_checkpoint,
+    load_state,
+    restore_rng,
+    save_state,
+)
 
-__all__ = ["TrainResult", "Trainer", "augment_batch", "build_optimizer"]
+__all__ = [
+    "ALPHA_GRID",
+    "LAST_DIR",
+    "TrainResult",
+    "Trainer",
+    "TrainingInterrupted",
+    "augment_batch",
+    "build_optimizer",
+    "step_seed",
+]
 
 log = logging.getLogger(__name__)
 
 ALPHA_GRID = tuple(round(a, 2) for a in np.linspace(0.0, 1.0, 11))
+#: sub-directory of OUTPUT holding the last epoch's model
+LAST_DIR = "last"
+#: settings that may differ between a run and its resumption
+RESUMABLE_CHANGES = frozenset(
+    {"device", "num_workers", "log_every", "tensorboard", "eval_batch_size", "keep_checkpoints"}
+)
+PAIRS = ("image_text", "symbol_text", "image_symbol")
+VAL_KEYS = ("val_acc_text", "val_acc_symbol", "val_acc_mix")
 
 
 @dataclass
 class TrainResult:
-    """What a run produced."""
+    """What a run produced.
+
+    ``output`` holds the selected (best) model, ``weights_sha256``, ``alpha``
+    and ``val_accuracy`` describe it; ``last`` is the last epoch's model.
+    """
 
     output: Path | None
     weights_sha256: str | None
     alpha: float
     history: list[dict[str, Any]] = field(default_factory=list)
     val_accuracy: dict[str, float] = field(default_factory=dict)
+    best_epoch: dict[str, Any] = field(default_factory=dict)
+    last: Path | None = None
 
 
 def augment_batch(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random 90-degree rotations and flips: galaxy morphology has no preferred orientation."""
-    k = int(torch.randint(0, 4, (1,), generator=generator))
-    images = torch.rot90(images, k, dims=(2, 3))
-    if bool(torch.randint(0, 2, (1,), generator=generator)):
-        images = torch.flip(images, dims=(3,))
-    return images
+    """Random 90-degree turns and flips of each image (the default augmentation)."""
+    from ..datasets.augment import AugmentConfig, augment
+
+    return augment(images, AugmentConfig(), generator)
 
 
-def build_optimizer(params: list[tuple[str, nn.Parameter]], lr: float, weight_decay: float):
-    """AdamW with no decay on norms, biases, embeddings of scalars and the temperature."""
-    decay, no_decay = [], []
-    for name, p in params:
-        if p.ndim < 2 or "logit_scale" in name or "ln" in name or "bias" in name:
-            no_decay.append(p)
-        else:
-            decay.append(p)
-    groups = [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=(0.9, 0.98))
+def step_seed(*counters: int) -> int:
+    """A 63-bit seed from integer counters (seed, stage, epoch, step...), well mixed."""
+    state = np.random.SeedSequence([int(c) for c in counters]).generate_state(2, np.uint64)
+    return int(state[0]) >> 1
 
 
-def _cosine(step: int, total: int, warmup: int) -> float:
-    if step < warmup:
-        return (step + 1) / max(1, warmup)
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+@dataclass
+class _Run:
+    """What one call of :meth:`Trainer.fit` works on."""
+
+    images: torch.Tensor  # uint8 (N, 3, S, S), on the device when it fits
+    labels: torch.Tensor  # int64 (N,), CPU
+    steps_per_epoch: int
+    metrics: MetricsLog
+    folder: Path | None
+    progress: bool
+    val: LabelledImages | None
+    out: Path | None
+    alpha: float = 0.5  # prototype mix tuned after the latest epoch
+    scores: dict[str, float] = field(default_factory=dict)  # its validation accuracies
+
+
+class _TriModalStep(nn.Module):
+    """The three towers in one ``forward``, the unit DistributedDataParallel wraps."""
+
+    def __init__(self, model: GalaxAlignModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images, symbols, tokens):
+        model = self.model
+        image = model.encode_image(images) if images is not None else None
+        symbol = model.encode_symbol(symbols) if symbols is not None else None
+        text = model.encode_text(tokens) if tokens is not None else None
+        return image, symbol, text, model.logit_scale
+
+
+def _pair_losses(
+    image: torch.Tensor | None,
+    symbol: torch.Tensor | None,
+    text: torch.Tensor | None,
+    labels: torch.Tensor,
+    logit_scale: torch.Tensor,
+    weights: LossWeights,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Weighted tri-modal loss; parts stay tensors so logging needs no device sync per step."""
+    operands = {
+        "image_text": (image, text),
+        "symbol_text": (symbol, text),
+        "image_symbol": (image, symbol),
+    }
+    parts = {}
+    total = None
+    for pair in PAIRS:
+        weight = getattr(weights, pair)
+        a, b = operands[pair]
+        if not weight or a is None or b is None:
+            continue
+        value = class_aware_contrastive(a, b, labels, logit_scale)
+        parts[pair] = value.detach()
+        total = weight * value if total is None else total + weight * value
+    if total is None:
+        msg = "every loss pair has weight 0 (or there are no symbols): nothing to train"
+        raise ValueError(msg)
+    return total, parts
+
+
+def _resolve_device(name: str, context: DistContext) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and context.enabled:
+        device = torch.device("cuda", context.local_rank)
+    return device
+
+
+def _config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(old) | set(new)):
+        if not prefix and key in RESUMABLE_CHANGES:
+            continue
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _config_differences(a, b, f"{prefix}{key}.")
+        elif a != b and not (key == "workers" and prefix == "data."):
+            out.append(f"{prefix}{key}")
+    return out
 
 
 class Trainer:
-    """Runs the configured stages on prepared images and saves the model."""
+    """Runs the configured stages on prepared images and saves the model.
 
-    def __init__(self, config: TrainConfig) -> None:
+    Parameters
+    ----------
+    config : TrainConfig
+    callbacks : sequence
+        Objects with any of ``on_stage_start(trainer, stage)``,
+        ``on_step_end(trainer, position)``, ``on_epoch_end(trainer, record)``;
+        called on every process. ``trainer.request_stop()`` from a callback
+        stops the run as a signal would (checkpoint, then
+        :class:`TrainingInterrupted`).
+    """
+
+    def __init__(self, config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> None:
         self.config = config
+        self.callbacks = list(callbacks)
         self.taxonomy = get_taxonomy(config.taxonomy)
+        self.dist = init_distributed(config.device)
+        self.device = _resolve_device(config.device, self.dist)
+        self.precision = resolve_precision(config.precision, self.device)
         torch.manual_seed(config.seed)
-        self.device = torch.device(config.device)
         clip = create_clip(config.architecture, pretrained=config.pretrained)
         self.model = GalaxAlignModel(
             clip, architecture=config.architecture, config=architecture_config(config.architecture)
@@ -105,29 +245,99 @@ class Trainer:
         self.class_texts = class_text_lists(keys, config.text)
         self.class_symbols = class_symbol_images(keys, config.symbols, size=self.model.image_size)
         self.text_tokens = [self.tokenizer(t) for t in self.class_texts]
+        counts = [len(t) for t in self.text_tokens]
+        if min(counts) == 0:
+            empty = [k for k, c in zip(keys, counts, strict=True) if c == 0]
+            msg = f"classes without descriptions cannot be trained: {empty}"
+            raise ValueError(msg)
+        context = self.text_tokens[0].shape[1]
+        table = torch.zeros((len(keys), max(counts), context), dtype=torch.long)
+        for c, tokens in enumerate(self.text_tokens):
+            table[c, : len(tokens)] = tokens
+        self._token_table = table.to(self.device)
+        self._token_counts = torch.tensor(counts, dtype=torch.float64)
         symbols = torch.from_numpy(self.class_symbols).permute(0, 1, 4, 2, 3).contiguous()
         self.symbol_tensor = symbols  # uint8 (C, V, 3, S, S)
-        self.generator = torch.Generator().manual_seed(config.seed)
+        self._symbol_table = symbols.to(self.device)
+        self.augment = config.augment_config()
         self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] = {}
+        self.position = Position()
+        self._guard = StopGuard()
+        self._carried_sums: dict[str, float] = {}
+        self._prototype_cache: tuple | None = None
 
-    # -- batches -------------------------------------------------------------------------
-    def _batch_modalities(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        g = self.generator
-        tokens = torch.stack(
-            [
-                self.text_tokens[c][int(torch.randint(len(self.text_tokens[c]), (1,), generator=g))]
-                for c in labels.tolist()
-            ]
-        )
-        n_var = self.symbol_tensor.shape[1]
-        variant = torch.randint(n_var, (len(labels),), generator=g)
-        symbols = self.symbol_tensor[labels, variant].float() / 255.0
-        if self.config.augment:
-            symbols = augment_batch(symbols, g)
-        return tokens.to(self.device), symbols.to(self.device)
+    # -- control ---------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Stop after the current optimizer step, as SIGINT/SIGTERM do."""
+        self._guard.request()
 
-    # -- stages --------------------------------------------------------------------------
-    def _configure_stage(self, stage: StageConfig) -> list[tuple[str, nn.Parameter]]:
+    def _callback(self, name: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            method = getattr(cb, name, None)
+            if method is not None:
+                method(self, *args)
+
+    # -- batches ---------------------------------------------------------------------------
+    def _generator(self, *counters: int, device: torch.device | None = None) -> torch.Generator:
+        g = torch.Generator(device=device or "cpu")
+        g.manual_seed(step_seed(self.config.seed, *counters))
+        return g
+
+    def _augment(self, images: torch.Tensor, *counters: int) -> torch.Tensor:
+        from ..datasets.augment import augment
+
+        g = self._generator(*counters, self.dist.rank, device=images.device)
+        return augment(images, self.augment, g)
+
+    def _batch(
+        self,
+        images_all: torch.Tensor,
+        labels_all: torch.Tensor,
+        index: torch.Tensor,
+        counters: tuple[int, ...],
+        use_symbols: bool,
+    ):
+        """Local shard of one global batch: images, symbols, tokens (on device), global labels."""
+        g = self._generator(*counters)
+        labels = labels_all[index]
+        n = len(index)
+        text_pick = torch.rand(n, generator=g, dtype=torch.float64) * self._token_counts[labels]
+        variant = torch.randint(self._symbol_table.shape[1], (n,), generator=g)
+        per = n // self.dist.world_size
+        local = slice(self.dist.rank * per, (self.dist.rank + 1) * per)
+        dev = self.device
+        non_blocking = dev.type == "cuda"
+        local_labels = labels[local].to(dev, non_blocking=non_blocking)
+        rows = index[local].to(images_all.device)
+        images = images_all[rows].to(dev, non_blocking=non_blocking).float().div_(255.0)
+        tokens = self._token_table[local_labels, text_pick[local].long().to(dev)]
+        symbols = None
+        if use_symbols:
+            symbols = self._symbol_table[local_labels, variant[local].to(dev)].float().div_(255.0)
+        if self.augment is not None:
+            images = self._augment(images, *counters, 0)
+            if symbols is not None and self.config.augment_symbols:
+                symbols = self._augment(symbols, *counters, 1)
+        return images, symbols, tokens, labels.to(dev, non_blocking=non_blocking)
+
+    # -- stages ----------------------------------------------------------------------------
+    def _tower_parameters(self) -> dict[str, list[tuple[str, nn.Parameter]]]:
+        model = self.model
+        text_ids = {id(p) for p in model.text_parameters()}
+        visual = cast(nn.Module, model.clip.visual)
+        return {
+            "image": list(visual.named_parameters(prefix="clip.visual")),
+            "text": [(n, p) for n, p in model.named_parameters() if id(p) in text_ids],
+            "symbol": (
+                list(model.symbol_visual.named_parameters(prefix="symbol_visual"))
+                if model.symbol_visual is not None
+                else []
+            ),
+        }
+
+    def _start_stage(self, stage: StageConfig, *, fresh: bool) -> list[tuple[str, nn.Parameter]]:
+        """Build the stage's towers (split the symbol tower), freeze and unfreeze, set T."""
         model = self.model
         if stage.symbol_tower == "separate" and model.symbol_visual is None:
             model.split_symbol_tower()
@@ -135,30 +345,103 @@ class Trainer:
         elif stage.symbol_tower == "shared" and model.symbol_visual is not None:
             msg = f"stage {stage.name}: cannot share the symbol tower again once it is separate"
             raise ValueError(msg)
+        if fresh and stage.temperature is not None:
+            with torch.no_grad():
+                model.logit_scale.fill_(math.log(1.0 / stage.temperature))
         for p in model.parameters():
             p.requires_grad_(False)
-        groups = {
-            "image": list(model.clip.visual.named_parameters(prefix="clip.visual")),
-            "text": [
-                (n, p)
-                for n, p in model.named_parameters()
-                if any(p is q for q in model.text_parameters())
-            ],
-            "symbol": (
-                list(model.symbol_visual.named_parameters(prefix="symbol_visual"))
-                if model.symbol_visual is not None
-                else []
-            ),
-        }
+        w = stage.loss_weights
+        used = {"image"} if (w.image_text or w.image_symbol) else set()
+        if w.image_text or w.symbol_text:
+            used.add("text")
+        if stage.uses_symbols:
+            used.add("symbol" if model.symbol_visual is not None else "image")
+        groups = self._tower_parameters()
         chosen: list[tuple[str, nn.Parameter]] = []
         for tower in stage.train:
-            chosen.extend(groups[tower])
+            if tower in used:
+                chosen.extend(groups[tower])
         if stage.learn_temperature:
             chosen.append(("clip.logit_scale", model.logit_scale))
         for _, p in chosen:
             p.requires_grad_(True)
+        if fresh:
+            self._callback("on_stage_start", stage)
         return chosen
 
+    # -- checkpoints -----------------------------------------------------------------------
+    def _checkpoint(
+        self,
+        folder: Path | None,
+        position: Position,
+        stage_index: int,
+        opt: tuple,
+        sums: dict[str, float] | None = None,
+    ) -> Path | None:
+        path = None
+        if folder is not None and self.dist.is_main:
+            optimizer, scheduler, scaler = opt
+            state = TrainingState(
+                position=position,
+                model=self.model.state_dict(),
+                optimizer=optimizer.state_dict() if optimizer is not None else None,
+                scheduler=scheduler.state_dict() if scheduler is not None else None,
+                scaler=scaler.state_dict() if scaler is not None else None,
+                optimizer_stage=stage_index,
+                rng=capture_rng(),
+                config=self.config.to_dict(),
+                history=self.history,
+                best=self.best,
+                world_size=self.dist.world_size,
+                epoch_sums=sums or {},
+            )
+            path = save_state(folder, state, keep=self.config.keep_checkpoints)
+            log.info("checkpoint %s", path)
+        self.dist.barrier()
+        return path
+
+    def _load_for_resume(self, folder: Path, n_train: int) -> TrainingState:
+        path = latest_checkpoint(folder)
+        if path is None:
+            msg = f"{folder}: no checkpoint to resume from"
+            raise FileNotFoundError(msg)
+        state = load_state(path)
+        current = json.loads(json.dumps(self.config.to_dict()))
+        changed = _config_differences(state.config, current)
+        if changed:
+            msg = (
+                f"{path}: the run was started with other settings ({', '.join(changed)}); "
+                "resume with the same recipe and overrides"
+            )
+            raise ValueError(msg)
+        if state.best.get("n_train", n_train) != n_train:
+            msg = (
+                f"{path}: the run trained on {state.best['n_train']} images, this one has "
+                f"{n_train}; resume with the same data"
+            )
+            raise ValueError(msg)
+        if state.world_size != self.dist.world_size:
+            if state.position.step != 0:
+                msg = (
+                    f"{path}: stopped inside an epoch with {state.world_size} processes; resume "
+                    f"with the same number (not {self.dist.world_size})"
+                )
+                raise ValueError(msg)
+            log.warning(
+                "resuming a %d-process run with %d processes: the global batch changes",
+                state.world_size,
+                self.dist.world_size,
+            )
+        if any(k.startswith("symbol_visual.") for k in state.model):
+            self.model.split_symbol_tower()
+        self.model.load_state_dict(state.model)
+        self.model.to(self.device)
+        self.history = list(state.history)
+        self.best = dict(state.best)
+        log.info("resuming from %s at %s", path, state.position)
+        return state
+
+    # -- the loop --------------------------------------------------------------------------
     def fit(
         self,
         train: LabelledImages,
@@ -168,87 +451,355 @@ class Trainer:
         progress: bool = False,
         half: bool = False,
         provenance: dict[str, Any] | None = None,
+        resume: bool = False,
     ) -> TrainResult:
-        """Train every stage in order; save to ``output`` when given."""
+        """Train every stage in order; save to ``output`` when given.
+
+        Parameters
+        ----------
+        train, val : LabelledImages
+            Prepared training and validation images (every process of a
+            ``torchrun`` job passes the same data; each trains on its shard).
+        output : path, optional
+            Model directory; also receives ``last/``, ``checkpoints/`` and the
+            metrics log. None: nothing is written.
+        progress : bool
+            tqdm progress bars (main process only).
+        half : bool
+            Store the saved models' weights as float16.
+        provenance : dict, optional
+            Stored in the models' ``training`` record.
+        resume : bool
+            Continue from the newest checkpoint in ``output/checkpoints``; with
+            the same settings, data and seed the final weights are those of an
+            uninterrupted run (on a CPU, bit for bit).
+
+        Raises
+        ------
+        TrainingInterrupted
+            On SIGINT/SIGTERM or :meth:`request_stop`, after saving a checkpoint.
+        """
+        cfg = self.config
+        out = Path(output) if output is not None else None
+        folder = out / CHECKPOINT_DIR if out is not None else None
+        n = len(train)
+        world = self.dist.world_size
+        global_batch = cfg.batch_size * world
+        micro_per_epoch = n // global_batch
+        steps_per_epoch = micro_per_epoch // cfg.accumulate
+        if steps_per_epoch < 1:
+            msg = (
+                f"{n} training images make no optimizer step: need at least batch_size x "
+                f"processes x accumulate = {global_batch * cfg.accumulate}"
+            )
+            raise ValueError(msg)
+        labels = np.asarray(train.labels, dtype=np.int64)
+        if labels.min() < 0 or labels.max() >= len(self.taxonomy):
+            msg = (
+                f"training labels must be class indices 0..{len(self.taxonomy) - 1} of "
+                f"{self.taxonomy.name}, got {labels.min()}..{labels.max()}"
+            )
+            raise ValueError(msg)
+        has_val = val is not None and len(val) > 0
+        state = None
+        if resume:
+            if folder is None:
+                msg = "resume needs an output directory"
+                raise ValueError(msg)
+            state = self._load_for_resume(folder, n)
+            self.position = state.position
+            self._carried_sums = dict(state.epoch_sums)
+        else:
+            self.history, self.best, self.position = [], {}, Position()
+        self.best.setdefault("n_train", n)
+        self._prototype_cache = None
+        self._provenance = provenance or {}
+        self._half = half
+        metrics = MetricsLog(
+            out if self.dist.is_main else None,
+            tensorboard=cfg.tensorboard,
+            resume_step=state.position.global_step if state is not None else None,
+            epochs=self.history,
+        )
+        run = _Run(
+            self._device_images(train.images),
+            torch.from_numpy(labels),
+            steps_per_epoch,
+            metrics,
+            folder,
+            progress,
+            val if has_val else None,
+            out,
+        )
+        if self.history:
+            last = self.history[-1]
+            run.alpha = last.get("alpha", 0.5)
+            run.scores = {k: last[k] for k in VAL_KEYS if k in last}
+        try:
+            with self._guard:
+                for si, stage in enumerate(cfg.stages):
+                    if si >= self.position.stage:
+                        self._run_stage(run, si, stage, state)
+                        state = None
+                if not self.history and run.val is not None:
+                    run.scores = self.validate(run.val)
+                    run.alpha = run.scores.pop("alpha")
+        finally:
+            metrics.close()
+        return self._finish(run)
+
+    def _run_stage(
+        self, run: _Run, si: int, stage: StageConfig, state: TrainingState | None
+    ) -> None:
+        """Every remaining epoch of stage ``si`` (from ``state`` when resuming)."""
+        start = self.position
+        resuming = state is not None and si == start.stage
+        mid_stage = resuming and (start.epoch, start.step) != (0, 0)
+        params = self._start_stage(stage, fresh=not mid_stage)
+        opt = self._stage_optimizer(stage, params, run.steps_per_epoch)
+        optimizer, scheduler, scaler = opt
+        if mid_stage and state is not None and state.optimizer_stage == si and state.optimizer:
+            optimizer.load_state_dict(state.optimizer)
+            if state.scheduler is not None:
+                scheduler.load_state_dict(state.scheduler)
+            if scaler is not None and state.scaler is not None:
+                scaler.load_state_dict(state.scaler)
+        if state is not None and resuming:
+            restore_rng(state.rng)
+        step_module = self._wrap()
+        trainable = [p for _, p in params]
+        for epoch in range(start.epoch if resuming else 0, stage.epochs):
+            first = start.step if resuming and epoch == start.epoch else 0
+            record = self._epoch(run, si, stage, epoch, first, step_module, trainable, opt)
+            if run.val is not None:
+                scores = self.validate(run.val)
+                record.update(scores)
+                run.alpha = scores.pop("alpha")
+                run.scores = scores
+            self._select(record, run)
+            self.history.append(record)
+            run.metrics.epoch(record)
+            log.info("%s", record)
+            self._callback("on_epoch_end", record)
+            done = epoch + 1 == stage.epochs
+            g = self.position.global_step
+            self.position = Position(si + 1, 0, 0, g) if done else Position(si, epoch + 1, 0, g)
+            every = self.config.checkpoint_every
+            due = done or (every and (epoch + 1) % every == 0)
+            stop = self.dist.any_flag(self._guard.requested)
+            if due or stop:
+                self._checkpoint(run.folder, self.position, si, opt)
+            if stop:
+                self._interrupted(run.folder)
+
+    def _stage_optimizer(self, stage: StageConfig, params, steps_per_epoch: int):
+        total = steps_per_epoch * stage.epochs
+        warmup = (
+            stage.warmup_steps
+            if stage.warmup_steps is not None
+            else round(stage.warmup_fraction * total)
+        )
+        optimizer = build_optimizer(
+            params,
+            stage.lr,
+            stage.weight_decay,
+            model=self.model,
+            betas=stage.betas,
+            eps=stage.eps,
+        )
+        curve = WarmupCosine(total, warmup, stage.min_lr_fraction, stage.schedule == "cosine")
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, curve)
+        return optimizer, scheduler, self.precision.make_scaler()
+
+    def _wrap(self) -> nn.Module:
+        module = _TriModalStep(self.model)
+        if not self.dist.enabled:
+            return module
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=ids)
+
+    def _device_images(self, images: np.ndarray) -> torch.Tensor:
+        """uint8 images as a tensor, moved to the GPU once when they take < 1/4 of its memory."""
+        tensor = torch.from_numpy(np.ascontiguousarray(images))
+        if self.device.type == "cuda":
+            total = torch.cuda.get_device_properties(self.device).total_memory
+            if tensor.numel() < total // 4:
+                return tensor.to(self.device)
+        return tensor
+
+    def _epoch(
+        self, run: _Run, si: int, stage: StageConfig, epoch: int, first_step: int,
+        step_module: nn.Module, trainable: list[nn.Parameter], opt: tuple,
+    ) -> dict[str, Any]:  # fmt: skip
         from tqdm.auto import tqdm
 
         cfg = self.config
-        n = len(train)
-        steps_per_epoch = max(1, n // cfg.batch_size)
-        images_all = torch.from_numpy(train.images)
-        labels_all = torch.from_numpy(train.labels)
-        for stage in cfg.stages:
-            params = self._configure_stage(stage)
-            optimizer = build_optimizer(params, stage.lr, stage.weight_decay)
-            total = steps_per_epoch * stage.epochs
-            warmup = int(stage.warmup_fraction * total)
-            scheduler = torch.optim.lr_scheduler.LambdaLR(
-                optimizer, lambda s, total=total, warmup=warmup: _cosine(s, total, warmup)
-            )
-            trainable = [p for _, p in params]
-            step = 0
-            for epoch in range(stage.epochs):
-                self.model.train()
-                order = torch.randperm(n, generator=self.generator)
-                t0, seen, running = time.perf_counter(), 0, 0.0
-                pair_sums: dict[str, float] = {}
-                bar = tqdm(
-                    range(steps_per_epoch),
-                    desc=f"{stage.name} epoch {epoch + 1}/{stage.epochs}",
-                    disable=not progress,
-                    leave=False,
+        steps_per_epoch, images_all, labels_all = run.steps_per_epoch, run.images, run.labels
+        optimizer, scheduler, scaler = opt
+        world = self.dist.world_size
+        global_batch = cfg.batch_size * world
+        order = torch.randperm(len(labels_all), generator=self._generator(si, epoch))
+        self.model.train()
+        use_symbols = stage.uses_symbols
+        zero = torch.zeros((), device=self.device)
+        # loss sums over the epoch; a run resumed inside an epoch starts from the saved ones
+        carried = self._carried_sums if first_step else {}
+        self._carried_sums = {}
+        loss_sum = zero + carried.get("loss", 0.0)
+        part_sums = {p: zero + carried.get(p, 0.0) for p in PAIRS}
+        window_loss, window_start, window_steps = zero.clone(), time.perf_counter(), 0
+        t0 = time.perf_counter()
+        bar = tqdm(
+            range(first_step, steps_per_epoch),
+            desc=f"{stage.name} epoch {epoch + 1}/{stage.epochs}",
+            disable=not (run.progress and self.dist.is_main),
+            leave=False,
+        )
+        for step in bar:
+            for micro in range(cfg.accumulate):
+                b = step * cfg.accumulate + micro
+                index = order[b * global_batch : (b + 1) * global_batch]
+                images, symbols, tokens, labels = self._batch(
+                    images_all, labels_all, index, (si, epoch, b), use_symbols
                 )
-                for b in bar:
-                    idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-                    labels = labels_all[idx]
-                    images = images_all[idx].float() / 255.0
-                    if cfg.augment:
-                        images = augment_batch(images, self.generator)
-                    tokens, symbols = self._batch_modalities(labels)
-                    images, labels = images.to(self.device), labels.to(self.device)
-                    loss, parts = trimodal_loss(
-                        self.model.encode_image(images),
-                        self.model.encode_symbol(symbols),
-                        self.model.encode_text(tokens),
-                        labels,
-                        self.model.logit_scale,
-                        stage.loss_weights,
+                sync = (
+                    cast(Any, step_module).no_sync()  # DDP: all-reduce only on the last micro-step
+                    if self.dist.enabled and micro < cfg.accumulate - 1
+                    else contextlib.nullcontext()
+                )
+                with sync:
+                    with self.precision.autocast():
+                        image, symbol, text, scale = step_module(images, symbols, tokens)
+                    image, symbol, text = (
+                        gather_with_local_grad(e.float(), self.dist) if e is not None else None
+                        for e in (image, symbol, text)
                     )
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if cfg.grad_clip:
-                        torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
-                    optimizer.step()
-                    scheduler.step()
-                    step += 1
-                    seen += len(labels)
-                    running += float(loss.detach())
-                    for key, value in parts.items():
-                        pair_sums[key] = pair_sums.get(key, 0.0) + value
-                    bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-                record: dict[str, Any] = {
+                    loss, parts = _pair_losses(
+                        image, symbol, text, labels, scale, stage.loss_weights
+                    )
+                    scaled = loss * (world / cfg.accumulate)
+                    (scaler.scale(scaled) if scaler is not None else scaled).backward()
+                loss_sum += loss.detach()
+                window_loss += loss.detach()
+                for key, value in parts.items():
+                    part_sums[key] += value
+            if scaler is not None:
+                scaler.unscale_(optimizer)
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            lr = scheduler.get_last_lr()[0]  # the rate this step used
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            window_steps += 1
+            self.position = Position(si, epoch, step + 1, self.position.global_step + 1)
+            if self.position.global_step % cfg.log_every == 0 or step + 1 == steps_per_epoch:
+                elapsed = time.perf_counter() - window_start
+                mean = float(window_loss) / (window_steps * cfg.accumulate)
+                record = {
                     "stage": stage.name,
                     "epoch": epoch + 1,
-                    "loss": running / steps_per_epoch,
-                    **{f"loss_{k}": v / steps_per_epoch for k, v in pair_sums.items()},
-                    "images_per_s": seen / (time.perf_counter() - t0),
+                    "step": step + 1,
+                    "global_step": self.position.global_step,
+                    "loss": mean,
+                    "lr": float(lr),
                     "logit_scale": float(self.model.logit_scale.detach().exp()),
+                    "images_per_s": window_steps * cfg.accumulate * global_batch / elapsed,
                 }
-                if val is not None and len(val):
-                    record.update(self.evaluate(val))
-                self.history.append(record)
-                log.info("%s", record)
-        alpha = self.tune_alpha(val) if val is not None and len(val) else 0.5
-        val_acc = self.evaluate(val, alpha=alpha) if val is not None and len(val) else {}
-        result = TrainResult(None, None, alpha, self.history, val_acc)
-        if output is not None:
-            result.output = Path(output)
-            result.weights_sha256 = self.save(
-                output, alpha=alpha, metrics=val_acc, half=half, provenance=provenance
-            )
+                run.metrics.step(record)
+                bar.set_postfix(loss=f"{mean:.3f}")
+                window_loss.zero_()
+                window_start, window_steps = time.perf_counter(), 0
+            self._callback("on_step_end", self.position)
+            if self.dist.any_flag(self._guard.requested):
+                at_end = step + 1 == steps_per_epoch
+                if not at_end:
+                    sums = {"loss": float(loss_sum), **{k: float(v) for k, v in part_sums.items()}}
+                    self._checkpoint(run.folder, self.position, si, opt, sums)
+                    self._interrupted(run.folder)
+                break
+        bar.close()
+        micro = steps_per_epoch * cfg.accumulate
+        seconds = time.perf_counter() - t0
+        done = (steps_per_epoch - first_step) * cfg.accumulate
+        return {
+            "stage": stage.name,
+            "epoch": epoch + 1,
+            "global_step": self.position.global_step,
+            "loss": float(loss_sum) / micro,
+            **{f"loss_{k}": float(v) / micro for k, v in part_sums.items() if k in _used(stage)},
+            "lr": float(lr),
+            "logit_scale": float(self.model.logit_scale.detach().exp()),
+            "images_per_s": done * global_batch / seconds,
+        }
+
+    def _interrupted(self, folder: Path | None) -> None:
+        where = self.position
+        stage = self.config.stages[min(where.stage, len(self.config.stages) - 1)].name
+        saved = f"; checkpoint in {folder}, continue with --resume" if folder is not None else ""
+        msg = (
+            f"training stopped after optimizer step {where.global_step} "
+            f"({stage}, epoch {where.epoch + 1}, {where.step} steps into it){saved}"
+        )
+        raise TrainingInterrupted(
+            msg, checkpoint=latest_checkpoint(folder) if folder else None, signum=self._guard.signum
+        )
+
+    def _select(self, record: dict[str, Any], run: _Run) -> None:
+        """Keep the best epoch's model in ``run.out`` (main process)."""
+        if not (self.config.select_best and run.val is not None):
+            return
+        metric = record["val_acc_mix"]
+        record["best"] = metric > self.best.get("val_acc_mix", -1.0)
+        if not record["best"]:
+            return
+        self.best.update(
+            val_acc_mix=metric,
+            stage=record["stage"],
+            epoch=record["epoch"],
+            global_step=record["global_step"],
+            alpha=run.alpha,
+            validation=dict(run.scores),
+        )
+        if run.out is not None and self.dist.is_main:
+            self.best["weights_sha256"] = self._save_model(run.out, run, "best")
+        self.model.train()
+
+    def _save_model(self, path: Path, run: _Run, selected: str) -> str:
+        provenance = {**self._provenance, "selected": selected}
+        if selected == "best":
+            provenance["best"] = {k: v for k, v in self.best.items() if k != "weights_sha256"}
+        return self.save(
+            path, alpha=run.alpha, metrics=run.scores, half=self._half, provenance=provenance
+        )
+
+    def _finish(self, run: _Run) -> TrainResult:
+        best = self.config.select_best and run.val is not None and "stage" in self.best
+        result = TrainResult(None, None, run.alpha, self.history, dict(run.scores))
+        if best:
+            result.alpha = self.best["alpha"]
+            result.val_accuracy = dict(self.best["validation"])
+            result.best_epoch = {k: self.best[k] for k in ("stage", "epoch", "global_step")}
+        if run.out is None:
+            return result
+        last = run.out / LAST_DIR
+        sha = None
+        if self.dist.is_main:
+            sha = self._save_model(last, run, "last")
+            if not best:
+                sha = self._save_model(run.out, run, "last")
+        self.dist.barrier()
+        result.output, result.last = run.out, last
+        result.weights_sha256 = self.best.get("weights_sha256") if best else sha
         return result
 
-    # -- evaluation ----------------------------------------------------------------------
+    # -- evaluation ------------------------------------------------------------------------
     @torch.no_grad()
     def prototypes(self) -> tuple[torch.Tensor, torch.Tensor]:
         self.model.eval()
@@ -257,44 +808,70 @@ class Trainer:
         )
 
     @torch.no_grad()
-    def embed_images(self, data: LabelledImages, batch_size: int = 512) -> torch.Tensor:
+    def embed_images(self, data: LabelledImages, batch_size: int | None = None) -> torch.Tensor:
         self.model.eval()
+        size = batch_size or self.config.eval_batch_size
         out = []
-        for start in range(0, len(data), batch_size):
-            chunk = torch.from_numpy(data.images[start : start + batch_size]).float() / 255.0
-            out.append(self.model.encode_image(chunk.to(self.device)))
+        for start in range(0, len(data), size):
+            chunk = torch.from_numpy(data.images[start : start + size]).to(self.device)
+            with self.precision.autocast():
+                out.append(self.model.encode_image(chunk.float().div_(255.0)).float())
         return torch.cat(out)
 
-    @torch.no_grad()
-    def evaluate(self, data: LabelledImages, *, alpha: float | None = None) -> dict[str, float]:
-        """Validation accuracy with text, symbol and mixed prototypes."""
-        text, symbol = self.prototypes()
+    def _current_prototypes(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`prototypes` once per optimizer step (validation and saving share them)."""
+        key = (self.position.global_step, self.model.symbol_tower)
+        if self._prototype_cache is None or self._prototype_cache[0] != key:
+            self._prototype_cache = (key, self.prototypes())
+        return self._prototype_cache[1]
+
+    def _scores(self, data: LabelledImages, alphas: Sequence[float]) -> dict[float, float]:
+        text, symbol = self._current_prototypes()
         emb = self.embed_images(data)
-        labels = torch.from_numpy(data.labels).to(self.device)
+        labels = torch.from_numpy(np.asarray(data.labels)).to(self.device)
         out = {}
-        mixes = {"val_acc_text": 1.0, "val_acc_symbol": 0.0, "val_acc_mix": alpha or 0.5}
-        for name, a in mixes.items():
+        for a in alphas:
             probs = class_probabilities(
                 emb, mix_prototypes(text, symbol, a), self.model.logit_scale
             )
-            out[name] = float((probs.argmax(1) == labels).float().mean())
+            out[a] = float((probs.argmax(1) == labels).float().mean())
         return out
+
+    @torch.no_grad()
+    def evaluate(self, data: LabelledImages, *, alpha: float | None = None) -> dict[str, float]:
+        """Validation accuracy with text, symbol and mixed (``alpha``, default 0.5) prototypes."""
+        mix = 0.5 if alpha is None else alpha
+        scores = self._scores(data, sorted({1.0, 0.0, mix}))
+        return {
+            "val_acc_text": scores[1.0],
+            "val_acc_symbol": scores[0.0],
+            "val_acc_mix": scores[mix],
+        }
 
     @torch.no_grad()
     def tune_alpha(self, data: LabelledImages) -> float:
         """The prototype mix with the best validation accuracy (ties: closest to 0.5)."""
-        text, symbol = self.prototypes()
-        emb = self.embed_images(data)
-        labels = torch.from_numpy(data.labels).to(self.device)
-        scores = []
-        for a in ALPHA_GRID:
-            probs = class_probabilities(
-                emb, mix_prototypes(text, symbol, a), self.model.logit_scale
-            )
-            scores.append((float((probs.argmax(1) == labels).float().mean()), -abs(a - 0.5), a))
-        best = max(scores)
+        scores = self._scores(data, ALPHA_GRID)
+        best = max((acc, -abs(a - 0.5), a) for a, acc in scores.items())
         log.info("prototype alpha %.2f (validation accuracy %.3f)", best[2], best[0])
         return float(best[2])
+
+    @torch.no_grad()
+    def validate(self, data: LabelledImages) -> dict[str, float]:
+        """Accuracies of text, symbol and tuned mixed prototypes, and the tuned ``alpha``.
+
+        One pass: the prototypes and image embeddings are computed once and
+        every mix of :data:`ALPHA_GRID` is scored (ties: closest to 0.5).
+        """
+        scores = self._scores(data, ALPHA_GRID)
+        acc, _, alpha = max((acc, -abs(a - 0.5), a) for a, acc in scores.items())
+        self.model.train()
+        return {
+            "val_acc_text": scores[1.0],
+            "val_acc_symbol": scores[0.0],
+            "val_acc_mix": acc,
+            "alpha": float(alpha),
+        }
 
     def save(
         self,
@@ -305,7 +882,8 @@ class Trainer:
         half: bool = False,
         provenance: dict[str, Any] | None = None,
     ) -> str:
-        text, symbol = self.prototypes()
+        """Write the current model as a model directory (safetensors + JSON spec)."""
+        text, symbol = self._current_prototypes()
         cfg = self.config
         spec = ModelSpec(
             architecture=cfg.architecture,
@@ -325,9 +903,18 @@ class Trainer:
                 "validation": metrics,
                 "pretrained": cfg.pretrained,
                 "package_version": __version__,
+                "position": {
+                    "stage": self.position.stage,
+                    "epoch": self.position.epoch,
+                    "global_step": self.position.global_step,
+                },
                 **(provenance or {}),
             },
         )
         return save_model(
             output, self.model, spec, prototypes_text=text, prototypes_symbol=symbol, half=half
         )
+
+
+def _used(stage: StageConfig) -> set[str]:
+    return {p for p in PAIRS if getattr(stage.loss_weights, p)}

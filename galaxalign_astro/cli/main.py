@@ -16,6 +16,7 @@ __all__ = ["cli"]
 
 # command name -> module under galaxalign_astro.cli holding a click command ``command``
 COMMANDS = {
+    "ablate": "ablate",
     "annotate": "annotate",
     "classify": "classify",
     "evaluate": "evaluate",

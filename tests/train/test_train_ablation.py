@@ -48,3 +48,15 @@ def test_ablate_command_writes_table(tmp_path):
     table = (tmp_path / "abl" / "ablation.md").read_text()
     assert "| clip_image_text |" in table and "| two_stage |" in table
     assert (tmp_path / "abl" / "two_stage" / "galaxalign.json").exists()
+
+
+def test_cpu_ablation_recipe_is_valid():
+    from pathlib import Path
+
+    from galaxalign_astro.train.config import check_config, load_recipe
+
+    recipe = Path(__file__).resolve().parents[2] / "pipelines" / "ablation_cpu.toml"
+    config = load_recipe(recipe)
+    check_config(config)
+    assert config.data.spec.startswith("simulated:")
+    assert [s.symbol_tower for s in config.stages] == ["shared", "separate"]

@@ -2,6 +2,23 @@
 
 from __future__ import annotations
 
+from .build import (
+    EMBEDDING_COL,
+    SEARCH_SIDECAR,
+    CatalogColumns,
+    CatalogProvenance,
+    SearchIndex,
+    add_catalog_rows,
+    build_index,
+    build_index_from_catalog,
+    catalog_provenance,
+    index_cutouts,
+    index_vectors,
+    open_catalog_columns,
+    open_search_index,
+    save_search_index,
+)
+from .embedmap import embedding_map, project_embeddings
 from .index import (
     EXACT_MAX_ROWS,
     INDEX_KINDS,
@@ -12,14 +29,55 @@ from .index import (
     IndexMismatchError,
     IndexParams,
 )
+from .montage import load_thumbnail, search_montage
+from .query import (
+    Query,
+    approximate_recall,
+    check_model,
+    make_query,
+    query_embedding,
+    search_by_embedding,
+    search_by_image,
+    search_by_row,
+    search_by_symbol,
+    search_by_text,
+)
 
 __all__ = [
+    "EMBEDDING_COL",
     "EXACT_MAX_ROWS",
     "INDEX_KINDS",
+    "SEARCH_SIDECAR",
+    "CatalogColumns",
+    "CatalogProvenance",
     "DuplicateIdError",
     "EmbeddingIndex",
     "EmptyIndexError",
     "IndexFileError",
     "IndexMismatchError",
     "IndexParams",
+    "Query",
+    "SearchIndex",
+    "add_catalog_rows",
+    "approximate_recall",
+    "build_index",
+    "build_index_from_catalog",
+    "catalog_provenance",
+    "check_model",
+    "embedding_map",
+    "index_cutouts",
+    "index_vectors",
+    "load_thumbnail",
+    "make_query",
+    "open_catalog_columns",
+    "open_search_index",
+    "project_embeddings",
+    "query_embedding",
+    "save_search_index",
+    "search_by_embedding",
+    "search_by_image",
+    "search_by_row",
+    "search_by_symbol",
+    "search_by_text",
+    "search_montage",
 ]

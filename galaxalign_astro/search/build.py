@@ -1,0 +1,1013 @@
+"""Building a similarity index from a catalog's embedding column, or from cutouts.
+
+Rows are keyed by their catalog row number (0-based), so a search result points
+back into the catalog the embeddings came from. Rows whose embedding is missing
+(masked, NaN, all zero: the rows ``classify`` and ``annotate`` mark
+``status=error``) are left out of the index.
+
+Catalog files are read a column at a time where the format allows it, so memory
+does not grow with the other columns: FITS tables are memory-mapped, HDF5 tables
+(astropy's compound layout, or one dataset per column as ``annotate
+--embeddings-hdf5`` writes) are sliced with h5py and Parquet files are read one
+column in record batches. Other formats (ECSV, CSV, VOTable...) are read whole.
+
+The model that produced the embeddings is taken from the catalog's provenance:
+``table.meta['galaxalign']`` (``model_name``, ``weights_sha256``, ``model_path``,
+``preprocess``; written by ``classify`` and ``annotate``) or, failing that, the
+header keys ``MODEL``, ``WSHA256`` and ``PREPROC``.
+
+A saved search index is the `~galaxalign_astro.search.EmbeddingIndex` directory
+plus ``search.json`` (ours), which records what a query needs besides the
+vectors: the catalog's absolute path, its embedding column, and the model's path
+and preprocessing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import GalaxAlignError, GalaxAlignWarning, OutputExistsError
+from .index import EXACT_MAX_ROWS, EmbeddingIndex, IndexMismatchError, IndexParams
+
+__all__ = [
+    "CATALOG_CHUNK_ROWS",
+    "EMBEDDING_COL",
+    "SEARCH_SIDECAR",
+    "CatalogColumns",
+    "CatalogProvenance",
+    "SearchIndex",
+    "add_catalog_rows",
+    "build_index",
+    "build_index_from_catalog",
+    "catalog_provenance",
+    "index_cutouts",
+    "index_vectors",
+    "open_catalog_columns",
+    "open_search_index",
+    "save_search_index",
+    "valid_embedding_rows",
+]
+
+log = logging.getLogger(__name__)
+
+#: default name of the embedding column (``classify``; ``annotate`` prefixes it, ``gxa_``)
+EMBEDDING_COL = "embedding"
+#: rows read per chunk from a catalog file (16 MiB of float32 embeddings at d=64)
+CATALOG_CHUNK_ROWS = 65536
+#: file in an index directory recording its catalog, embedding column and model (ours)
+SEARCH_SIDECAR = "search.json"
+#: name of the catalog ``index --cutouts`` writes inside the index directory
+CUTOUT_CATALOG = "catalog.fits"
+_SIDECAR_FORMAT = "galaxalign-astro search index"
+#: already-indexed rows compared with the catalog before ``--add`` (ours)
+_ADD_CHECK_ROWS = 256
+_FITS_SUFFIXES = (".fits", ".fit", ".fts")
+_HDF5_SUFFIXES = (".hdf5", ".h5", ".he5")
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+#: header keys of a FITS table HDU that Table.read leaves in ``meta`` and writers refuse
+_HDU_KEY_RE = re.compile(r"EXTNAME|EXTVER|EXTLEVEL|LONGSTRN|CHECKSUM|DATASUM")
+_YAML_BEGIN = "--BEGIN-ASTROPY-SERIALIZED-COLUMNS--"
+_YAML_END = "--END-ASTROPY-SERIALIZED-COLUMNS--"
+
+
+# -- provenance -------------------------------------------------------------------------
+
+
+@dataclass
+class CatalogProvenance:
+    """The model a catalog's embeddings came from, as far as the catalog says.
+
+    Attributes
+    ----------
+    model_name, weights_sha256, model_path : str or None
+        Model name, SHA-256 of its weights file and the directory it was loaded from.
+    preprocess : dict or None
+        Its `~galaxalign_astro.preprocess.PreprocessConfig` as a dict.
+    class_names : list of str or None
+        Its classes in index order.
+    """
+
+    model_name: str | None = None
+    weights_sha256: str | None = None
+    model_path: str | None = None
+    preprocess: dict[str, Any] | None = None
+    class_names: list[str] | None = None
+
+
+def catalog_provenance(meta: Mapping[str, Any]) -> CatalogProvenance:
+    """Read the model provenance out of a catalog's metadata.
+
+    Parameters
+    ----------
+    meta : mapping
+        ``table.meta`` of a catalog (or the header-like metadata of one).
+
+    Returns
+    -------
+    CatalogProvenance
+        Fields the metadata does not hold are None.
+    """
+    info = meta.get("galaxalign")
+    if isinstance(info, str):
+        try:
+            info = json.loads(info)
+        except ValueError:
+            info = None
+    info = info if isinstance(info, Mapping) else {}
+    upper = {str(k).upper(): v for k, v in meta.items()}
+    preprocess = info.get("preprocess", upper.get("PREPROC"))
+    if isinstance(preprocess, str):
+        try:
+            preprocess = json.loads(preprocess)
+        except ValueError:
+            preprocess = None
+    names = info.get("class_names")
+    return CatalogProvenance(
+        model_name=_text(info.get("model_name", upper.get("MODEL"))),
+        weights_sha256=_text(info.get("weights_sha256", upper.get("WSHA256"))),
+        model_path=_text(info.get("model_path")),
+        preprocess=dict(preprocess) if isinstance(preprocess, Mapping) else None,
+        class_names=[str(n) for n in names] if isinstance(names, list | tuple) else None,
+    )
+
+
+def _text(value: Any) -> str | None:
+    """A provenance value as stripped text (a sha256 in lower case), or None."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        return text.lower()
+    return text or None
+
+
+def valid_embedding_rows(embeddings: Any) -> np.ndarray:
+    """Boolean mask of the rows of an (n, d) embedding array that can be indexed.
+
+    A row is valid when none of its values is masked or non-finite and it is not all
+    zero (a cosine similarity is undefined for it).
+    """
+    data = np.ma.getdata(embeddings)
+    mask = np.ma.getmaskarray(embeddings)
+    arr = np.asarray(data, dtype=np.float32)
+    if arr.ndim != 2:
+        msg = f"embeddings must be a 2-d (n, d) array, got shape {arr.shape}"
+        raise ValueError(msg)
+    finite = np.isfinite(arr).all(axis=1) & ~np.asarray(mask).reshape(len(arr), -1).any(axis=1)
+    return finite & (np.abs(np.where(np.isfinite(arr), arr, 0)).sum(axis=1) > 0)
+
+
+# -- reading catalog files a column at a time -----------------------------------------
+
+
+class CatalogColumns:
+    """Columns of a catalog file, read a chunk (or a few rows) at a time.
+
+    Use `open_catalog_columns`; close it (or use it as a context manager) when done.
+
+    Attributes
+    ----------
+    path : `~pathlib.Path`
+    n_rows : int
+    colnames : list of str
+    meta : dict
+        The table metadata (astropy's metadata block where the file has one).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.n_rows = 0
+        self.colnames: list[str] = []
+        self.meta: dict[str, Any] = {}
+
+    def __enter__(self) -> CatalogColumns:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release open files."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.path} ({self.n_rows} rows)>"
+
+    @property
+    def provenance(self) -> CatalogProvenance:
+        """The model provenance recorded in the catalog."""
+        return catalog_provenance(self.meta)
+
+    def require(self, name: str) -> None:
+        """Raise ValueError naming the catalog (and its embedding columns) if ``name`` is absent."""
+        if name not in self.colnames:
+            hint = [c for c in self.colnames if c.lower().endswith("embedding")]
+            extra = f"; embedding columns here: {', '.join(hint)}" if hint else ""
+            msg = f"catalog {self.path} has no column {name!r}{extra}"
+            raise ValueError(msg)
+
+    def iter_column(
+        self, name: str, *, chunk_rows: int = CATALOG_CHUNK_ROWS
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(first row, values)`` chunks of column ``name``, in row order.
+
+        Vector cells come back as (rows, d) arrays; masked or null entries as NaN
+        (floats). Text comes back as ``str`` arrays.
+        """
+        self.require(name)
+        for start in range(0, self.n_rows, chunk_rows):
+            yield start, self._slice(name, start, min(start + chunk_rows, self.n_rows))
+
+    def read_rows(self, rows: Sequence[int] | np.ndarray, names: Sequence[str]) -> dict:
+        """Values of columns ``names`` at ``rows`` (in the order given) as a dict of arrays."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) and (rows.min() < 0 or rows.max() >= self.n_rows):
+            msg = f"row {int(rows.max())} is outside catalog {self.path} ({self.n_rows} rows)"
+            raise IndexMismatchError(msg)
+        for name in names:
+            self.require(name)
+        return {name: self._take(name, rows) for name in names}
+
+    def _slice(self, name: str, start: int, stop: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def _take(self, name: str, rows: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+def _plain(values: Any) -> np.ndarray:
+    """Text as ``str``, masked floats as NaN, everything else as a plain array."""
+    if isinstance(values, np.ma.MaskedArray):
+        if values.dtype.kind == "f":
+            values = values.filled(np.nan)
+        else:
+            values = values.data
+    arr = np.asarray(values)
+    if arr.dtype.kind == "S":
+        arr = np.char.decode(arr, "utf-8", "replace")
+    if arr.dtype.kind == "O":
+        arr = arr.astype(str)
+    if arr.dtype.kind == "f" and arr.dtype.byteorder not in ("=", "|"):
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return arr
+
+
+class _FitsColumns(CatalogColumns):
+    def __init__(self, path: Path) -> None:
+        from astropy.io import fits
+
+        super().__init__(path)
+        self._hdul = fits.open(path, memmap=True)
+        try:
+            hdu = next(
+                (h for h in self._hdul if isinstance(h, fits.BinTableHDU | fits.TableHDU)), None
+            )
+            if hdu is None:
+                msg = f"catalog {path} has no table HDU"
+                raise ValueError(msg)
+            self._hdu: Any = hdu
+            header = self._hdu.header
+            self.n_rows = int(header.get("NAXIS2", 0))
+            self.colnames = list(self._hdu.columns.names)
+            self.meta = {k: v for k, v in header.items() if k and k not in ("COMMENT", "HISTORY")}
+            self.meta.update(_fits_yaml_meta(header))
+        except BaseException:
+            self._hdul.close()
+            raise
+
+    def close(self) -> None:
+        self._hdul.close()
+
+    def _slice(self, name: str, start: int, stop: int) -> np.ndarray:
+        return _plain(self._hdu.data.field(name)[start:stop])
+
+    def _take(self, name: str, rows: np.ndarray) -> np.ndarray:
+        return _plain(self._hdu.data.field(name)[rows])
+
+
+def _fits_yaml_meta(header: Any) -> dict[str, Any]:
+    """Table metadata from astropy's serialized-columns block of COMMENT cards."""
+    from astropy.table import meta as table_meta
+
+    comments = [str(c) for c in header.get("COMMENT", [])]
+    try:
+        i0, i1 = comments.index(_YAML_BEGIN), comments.index(_YAML_END)
+    except ValueError:
+        return {}
+    # lines longer than 70 characters continue on the next card after a backslash
+    lines: list[str] = []
+    continued = False
+    for line in comments[i0 + 1 : i1]:
+        if continued:
+            lines[-1] += line[:70]
+        else:
+            lines.append(line[:70])
+        continued = len(line) == 71
+    try:
+        return dict(table_meta.get_header_from_yaml(lines).get("meta", {}))
+    except Exception:  # a damaged block only loses the provenance
+        log.warning("cannot parse the astropy metadata block of a FITS header; ignored")
+        return {}
+
+
+class _Hdf5Columns(CatalogColumns):
+    def __init__(self, path: Path) -> None:
+        import h5py
+        from astropy.table import meta as table_meta
+
+        super().__init__(path)
+        self._file = h5py.File(path, "r")
+        try:
+            tables: list[str] = []
+            self._file.visititems(
+                lambda name, obj: (
+                    tables.append(name)
+                    if isinstance(obj, h5py.Dataset) and obj.dtype.names and obj.ndim == 1
+                    else None
+                )
+            )
+            if "catalog" in tables or len(tables) == 1:
+                self._dset = self._file["catalog" if "catalog" in tables else tables[0]]
+                self.n_rows = int(self._dset.shape[0])
+                self.colnames = list(self._dset.dtype.names)
+                meta_name = self._dset.name + ".__table_column_meta__"
+                if meta_name in self._file:
+                    lines = [x.decode("utf-8") for x in self._file[meta_name][()]]
+                    self.meta = dict(table_meta.get_header_from_yaml(lines).get("meta", {}))
+                else:
+                    self.meta = {k: _attr(v) for k, v in self._dset.attrs.items()}
+            else:
+                # one dataset per column at the root (annotate --embeddings-hdf5)
+                self._dset = None
+                cols = [
+                    k
+                    for k, v in self._file.items()
+                    if isinstance(v, h5py.Dataset) and v.ndim >= 1 and not v.dtype.names
+                ]
+                if not cols:
+                    msg = f"catalog {path} holds no table and no column datasets"
+                    raise ValueError(msg)
+                self.colnames = cols
+                self.n_rows = int(self._file[cols[0]].shape[0])
+                self.meta = {k: _attr(v) for k, v in self._file.attrs.items()}
+        except BaseException:
+            self._file.close()
+            raise
+
+    def close(self) -> None:
+        self._file.close()
+
+    def _slice(self, name: str, start: int, stop: int) -> np.ndarray:
+        if self._dset is not None:
+            return _plain(self._dset.fields(name)[start:stop])
+        return _plain(self._file[name][start:stop])
+
+    def _take(self, name: str, rows: np.ndarray) -> np.ndarray:
+        if not len(rows):
+            return self._slice(name, 0, 0)
+        # h5py point selection needs increasing, unique indices
+        uniq, inverse = np.unique(rows, return_inverse=True)
+        source = self._dset.fields(name) if self._dset is not None else self._file[name]
+        return _plain(source[uniq])[inverse]
+
+
+def _attr(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class _ParquetColumns(CatalogColumns):
+    def __init__(self, path: Path) -> None:
+        import pyarrow.parquet as pq
+        from astropy.table import meta as table_meta
+
+        super().__init__(path)
+        self._file = pq.ParquetFile(path)
+        self.n_rows = int(self._file.metadata.num_rows)
+        schema = self._file.schema_arrow
+        self.colnames = list(schema.names)
+        raw = schema.metadata or {}
+        if b"table_meta_yaml" in raw:
+            header = table_meta.get_header_from_yaml(raw[b"table_meta_yaml"].decode().splitlines())
+            self.meta = dict(header.get("meta", {}))
+
+    def close(self) -> None:
+        self._file.close()
+
+    def iter_column(
+        self, name: str, *, chunk_rows: int = CATALOG_CHUNK_ROWS
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        self.require(name)
+        start = 0
+        for batch in self._file.iter_batches(batch_size=chunk_rows, columns=[name]):
+            yield start, _arrow_numpy(batch.column(0))
+            start += batch.num_rows
+
+    def _take(self, name: str, rows: np.ndarray) -> np.ndarray:
+        meta = self._file.metadata
+        bounds = np.cumsum([0] + [meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
+        groups = np.unique(np.searchsorted(bounds, rows, side="right") - 1)
+        pieces, firsts = [], []
+        for g in groups:
+            table = self._file.read_row_group(int(g), columns=[name])
+            pieces.append(_arrow_numpy(table.column(0).combine_chunks()))
+            firsts.append(int(bounds[g]))
+        if not pieces:
+            return self._slice_empty(name)
+        out = []
+        lookup = dict(zip(groups.tolist(), range(len(groups)), strict=True))
+        for r in rows:
+            g = int(np.searchsorted(bounds, r, side="right") - 1)
+            out.append(pieces[lookup[g]][r - firsts[lookup[g]]])
+        return np.asarray(out)
+
+    def _slice_empty(self, name: str) -> np.ndarray:
+        return _arrow_numpy(self._file.schema_arrow.empty_table().column(name).combine_chunks())
+
+
+def _arrow_numpy(array: Any) -> np.ndarray:
+    """One Arrow column as numpy: vectors (n, d) with null rows as NaN, text as ``str``."""
+    import pyarrow as pa
+
+    kind = array.type
+    n = len(array)
+    if pa.types.is_fixed_size_list(kind) or pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        nulls = np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        if pa.types.is_fixed_size_list(kind):
+            size = kind.list_size
+            values = array.values.slice(array.offset * size, n * size)
+            out = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64).reshape(
+                n, size
+            )
+        else:
+            rows = [np.full(0, np.nan) if v is None else np.asarray(v) for v in array.to_pylist()]
+            size = max((len(r) for r in rows), default=0)
+            out = np.full((n, size), np.nan)
+            for i, r in enumerate(rows):
+                if len(r) == size:
+                    out[i] = r
+        out = out.astype(np.float32) if out.size else out.reshape(n, size)
+        out[nulls] = np.nan
+        return out
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return np.array(["" if v is None else v for v in array.to_pylist()], dtype=str)
+    return _plain(array.to_numpy(zero_copy_only=False))
+
+
+class _TableColumns(CatalogColumns):
+    """Any format astropy reads, read whole."""
+
+    def __init__(self, path: Path, table: Any = None) -> None:
+        from astropy.table import Table
+
+        super().__init__(path)
+        if table is None:
+            try:
+                table = Table.read(path)
+            except Exception as exc:  # astropy raises many types for an unreadable table
+                msg = f"cannot read catalog {path}: {exc}"
+                raise ValueError(msg) from exc
+            log.info("read catalog %s whole: its format is not read a column at a time", path)
+        self._table = table
+        self.n_rows = len(table)
+        self.colnames = list(table.colnames)
+        self.meta = dict(table.meta)
+
+    def _slice(self, name: str, start: int, stop: int) -> np.ndarray:
+        return _plain(self._table[name][start:stop])
+
+    def _take(self, name: str, rows: np.ndarray) -> np.ndarray:
+        return _plain(self._table[name][rows])
+
+
+def open_catalog_columns(catalog: str | os.PathLike[str] | Any) -> CatalogColumns:
+    """Open a catalog file (or wrap an astropy Table) for reading columns in chunks.
+
+    Parameters
+    ----------
+    catalog : str, path-like or `~astropy.table.Table`
+        FITS, HDF5 and Parquet files are read a column at a time (see the module
+        docstring); anything else `~astropy.table.Table.read` reads is read whole.
+
+    Returns
+    -------
+    CatalogColumns
+    """
+    from astropy.table import Table
+
+    if isinstance(catalog, Table):
+        return _TableColumns(Path("<table>"), catalog)
+    path = Path(catalog)
+    if not path.is_file():
+        msg = f"catalog {path} does not exist" if not path.exists() else f"{path} is not a file"
+        raise FileNotFoundError(msg)
+    suffix = path.suffix.lower()
+    if suffix in _FITS_SUFFIXES:
+        return _FitsColumns(path)
+    if suffix in _HDF5_SUFFIXES:
+        return _Hdf5Columns(path)
+    if suffix in _PARQUET_SUFFIXES:
+        return _ParquetColumns(path)
+    return _TableColumns(path)
+
+
+# -- building ---------------------------------------------------------------------------
+
+
+def _model_fields(
+    provenance: CatalogProvenance, model_name: str | None, weights_sha256: str | None
+) -> tuple[str | None, str | None]:
+    """Model name and sha256 to record; given values must agree with the catalog's."""
+    sha = weights_sha256.lower() if weights_sha256 else None
+    if sha and provenance.weights_sha256 and sha != provenance.weights_sha256:
+        msg = (
+            f"the catalog's embeddings come from weights sha256 {provenance.weights_sha256[:12]}..."
+            f" but model weights {sha[:12]}... were given"
+        )
+        raise IndexMismatchError(msg)
+    return (model_name or provenance.model_name, sha or provenance.weights_sha256)
+
+
+def build_index(
+    table: Any,
+    *,
+    embedding_col: str = EMBEDDING_COL,
+    kind: str = "auto",
+    params: IndexParams | None = None,
+    exact_max_rows: int = EXACT_MAX_ROWS,
+    model_name: str | None = None,
+    weights_sha256: str | None = None,
+    catalog_path: str | os.PathLike[str] | None = None,
+) -> EmbeddingIndex:
+    """Build an index over the embedding column of an astropy Table.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        A catalog with an embedding column, e.g. from
+        `~galaxalign_astro.inference.classify` or ``Table.read`` of a ``classify``
+        or ``annotate`` output.
+    embedding_col : str
+        The (n, d) embedding column (``annotate`` writes ``gxa_embedding``).
+    kind : {"auto", "exact", "ivf", "hnsw"}
+        Index kind; see `~galaxalign_astro.search.EmbeddingIndex`.
+    params : `~galaxalign_astro.search.IndexParams`, optional
+        Tuning of the approximate kinds.
+    exact_max_rows : int
+        Threshold of ``kind="auto"``.
+    model_name, weights_sha256 : str, optional
+        Model of the embeddings; default from ``table.meta`` (see
+        `catalog_provenance`). A sha256 that contradicts the table's is an error.
+    catalog_path : str or path-like, optional
+        File the table was read from, recorded in the index.
+
+    Returns
+    -------
+    `~galaxalign_astro.search.EmbeddingIndex`
+        Ids are the table's row numbers; rows without a valid embedding are left out.
+
+    Raises
+    ------
+    ValueError
+        No such column, or no row has a valid embedding.
+    """
+    if embedding_col not in table.colnames:
+        with _TableColumns(Path("<table>"), table) as cols:
+            cols.require(embedding_col)
+    values = table[embedding_col]
+    valid = valid_embedding_rows(values)
+    if not valid.any():
+        msg = f"no row of column {embedding_col!r} holds a valid embedding ({len(table)} rows)"
+        raise ValueError(msg)
+    ids = np.flatnonzero(valid)
+    _log_skipped(len(table) - len(ids), embedding_col)
+    name, sha = _model_fields(catalog_provenance(table.meta), model_name, weights_sha256)
+    return EmbeddingIndex(
+        np.asarray(np.ma.getdata(values), dtype=np.float32)[ids],
+        ids=ids,
+        kind=kind,
+        exact_max_rows=exact_max_rows,
+        params=params,
+        model_name=name,
+        weights_sha256=sha,
+        catalog_path=None if catalog_path is None else os.path.abspath(catalog_path),
+        catalog_rows=len(table),
+    )
+
+
+def _log_skipped(n: int, col: str) -> None:
+    if n:
+        log.warning("%d row(s) without a valid %r (failed rows) are not indexed", n, col)
+
+
+def build_index_from_catalog(
+    catalog: str | os.PathLike[str],
+    *,
+    embedding_col: str = EMBEDDING_COL,
+    kind: str = "auto",
+    params: IndexParams | None = None,
+    exact_max_rows: int = EXACT_MAX_ROWS,
+    model_name: str | None = None,
+    weights_sha256: str | None = None,
+    chunk_rows: int = CATALOG_CHUNK_ROWS,
+) -> EmbeddingIndex:
+    """Build an index from the embedding column of a catalog file, read in chunks.
+
+    Valid embeddings are gathered chunk by chunk into a temporary memory-mapped file
+    (in the system's temporary folder), so the peak memory is one copy of the
+    normalised vectors (which `~galaxalign_astro.search.EmbeddingIndex` keeps),
+    whatever else the catalog holds.
+
+    Parameters are those of `build_index`; ``catalog`` is a file path, recorded in
+    the index as an absolute path.
+    """
+    with open_catalog_columns(catalog) as cols:
+        cols.require(embedding_col)
+        name, sha = _model_fields(cols.provenance, model_name, weights_sha256)
+        with tempfile.TemporaryDirectory(prefix="gxa-index-") as tmp:
+            vectors, ids = _gather_valid(cols, embedding_col, chunk_rows, Path(tmp))
+            _log_skipped(cols.n_rows - len(ids), embedding_col)
+            return EmbeddingIndex(
+                vectors,
+                ids=ids,
+                kind=kind,
+                exact_max_rows=exact_max_rows,
+                params=params,
+                model_name=name,
+                weights_sha256=sha,
+                catalog_path=os.path.abspath(catalog),
+                catalog_rows=cols.n_rows,
+            )
+
+
+def _gather_valid(
+    cols: CatalogColumns, name: str, chunk_rows: int, tmp: Path, skip: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Valid embeddings of column ``name`` (rows not in ``skip``) and their row numbers."""
+    store: np.ndarray | None = None
+    ids: list[np.ndarray] = []
+    used = 0
+    for start, block in cols.iter_column(name, chunk_rows=chunk_rows):
+        if block.ndim != 2:
+            msg = f"column {name!r} of {cols.path} is not a vector column (shape {block.shape})"
+            raise ValueError(msg)
+        rows = start + np.flatnonzero(valid_embedding_rows(block))
+        if skip is not None and len(skip):
+            rows = rows[~np.isin(rows, skip)]
+        if store is None:
+            store = np.lib.format.open_memmap(
+                tmp / "vectors.npy",
+                mode="w+",
+                dtype=np.float32,
+                shape=(cols.n_rows, block.shape[1]),
+            )
+        store[used : used + len(rows)] = block[rows - start]
+        used += len(rows)
+        ids.append(rows)
+    if store is None or used == 0:
+        msg = f"no row of column {name!r} in {cols.path} holds a valid embedding to index"
+        raise ValueError(msg)
+    return store[:used], np.concatenate(ids).astype(np.int64)
+
+
+# -- the index directory -----------------------------------------------------------------
+
+
+@dataclass
+class SearchIndex:
+    """A loaded index with what querying it needs (from ``search.json``).
+
+    Attributes
+    ----------
+    index : `~galaxalign_astro.search.EmbeddingIndex`
+    path : `~pathlib.Path`
+        The index directory.
+    catalog : str or None
+        The catalog the ids are rows of (absolute path), if recorded.
+    embedding_col : str
+        Its embedding column.
+    model_path : str or None
+        Directory of the model that made the embeddings, if recorded.
+    preprocess : dict or None
+        That model's preprocessing (for thumbnails).
+    """
+
+    index: EmbeddingIndex
+    path: Path
+    catalog: str | None
+    embedding_col: str = EMBEDDING_COL
+    model_path: str | None = None
+    preprocess: dict[str, Any] | None = None
+
+    def catalog_file(self) -> Path:
+        """The catalog, also found beside the index when its recorded path has moved.
+
+        Raises
+        ------
+        FileNotFoundError
+            Neither the recorded path nor a file of that name in the index folder or
+            beside it exists.
+        """
+        if self.catalog is None:
+            msg = f"index {self.path} records no catalog; pass the catalog (--catalog)"
+            raise FileNotFoundError(msg)
+        recorded = Path(self.catalog)
+        for candidate in (recorded, self.path / recorded.name, self.path.parent / recorded.name):
+            if candidate.is_file():
+                return candidate
+        msg = f"catalog {recorded} of index {self.path} not found; pass it with --catalog"
+        raise FileNotFoundError(msg)
+
+
+def save_search_index(
+    index: EmbeddingIndex,
+    directory: str | os.PathLike[str],
+    *,
+    embedding_col: str = EMBEDDING_COL,
+    provenance: CatalogProvenance | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Save ``index`` and ``search.json`` (catalog, embedding column, model) in ``directory``."""
+    path = index.save(directory, overwrite=overwrite)
+    prov = provenance or CatalogProvenance()
+    meta = index.metadata
+    record = {
+        "format": _SIDECAR_FORMAT,
+        "format_version": 1,
+        "catalog": meta["catalog"]["path"],
+        "embedding_col": embedding_col,
+        "model_name": index.model_name,
+        "weights_sha256": index.weights_sha256,
+        "model_path": prov.model_path,
+        "preprocess": prov.preprocess,
+        "class_names": prov.class_names,
+    }
+    tmp = path / f".{SEARCH_SIDECAR}.partial"
+    tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path / SEARCH_SIDECAR)
+    return path
+
+
+def open_search_index(directory: str | os.PathLike[str], *, mmap: bool = True) -> SearchIndex:
+    """Load an index directory and its ``search.json`` (optional: a bare saved index works)."""
+    path = Path(directory)
+    index = EmbeddingIndex.load(path, mmap=mmap)
+    record: dict[str, Any] = {}
+    sidecar = path / SEARCH_SIDECAR
+    if sidecar.is_file():
+        try:
+            record = json.loads(sidecar.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            msg = f"cannot read {sidecar}: {exc}"
+            raise GalaxAlignError(msg) from exc
+    return SearchIndex(
+        index=index,
+        path=path,
+        catalog=record.get("catalog") or index.metadata["catalog"]["path"],
+        embedding_col=record.get("embedding_col") or EMBEDDING_COL,
+        model_path=record.get("model_path"),
+        preprocess=record.get("preprocess"),
+    )
+
+
+def index_vectors(index: EmbeddingIndex, ids: Any) -> np.ndarray:
+    """The stored (normalised) vectors of catalog ``ids``, (len(ids), d).
+
+    Raises
+    ------
+    ValueError
+        An id is not in the index.
+    """
+    ids = np.atleast_1d(np.asarray(ids, dtype=np.int64))
+    stored = np.asarray(index.ids)
+    if not len(stored):
+        msg = "the index is empty"
+        raise ValueError(msg)
+    order = np.argsort(stored, kind="stable")
+    where = np.searchsorted(stored, ids, sorter=order)
+    where = np.minimum(where, len(stored) - 1)
+    positions = order[where]
+    missing = stored[positions] != ids
+    if missing.any():
+        msg = f"row {int(ids[missing][0])} is not in the index (no valid embedding, or not added)"
+        raise ValueError(msg)
+    # EmbeddingIndex has no public accessor for stored vectors yet
+    return np.asarray(index._store.gather(positions))
+
+
+def add_catalog_rows(
+    index: EmbeddingIndex,
+    catalog: str | os.PathLike[str],
+    *,
+    embedding_col: str = EMBEDDING_COL,
+    chunk_rows: int = CATALOG_CHUNK_ROWS,
+) -> np.ndarray:
+    """Add the rows of ``catalog`` that are not yet in ``index`` (incremental update).
+
+    ``catalog`` is the index's catalog after rows were appended to it. It must come
+    from the same model (weights sha256), hold at least as many rows as the index
+    was built for, and agree with the index on a sample of the rows already indexed
+    (so a re-sorted or different catalog is refused rather than mis-keyed).
+
+    Returns
+    -------
+    ndarray of int64
+        The row numbers added (possibly none).
+
+    Raises
+    ------
+    IndexMismatchError
+        Different model, fewer rows, or rows that changed.
+    """
+    with open_catalog_columns(catalog) as cols:
+        cols.require(embedding_col)
+        prov = cols.provenance
+        _check_same_model(index, prov, catalog)
+        recorded = index.metadata["catalog"]["n_rows"]
+        if recorded is not None and cols.n_rows < recorded:
+            msg = (
+                f"catalog {catalog} has {cols.n_rows} rows but the index was built for "
+                f"{recorded}; rebuild the index instead of adding to it"
+            )
+            raise IndexMismatchError(msg)
+        _check_rows_unchanged(index, cols, embedding_col)
+        existing = np.asarray(index.ids)
+        with tempfile.TemporaryDirectory(prefix="gxa-index-") as tmp:
+            try:
+                vectors, ids = _gather_valid(cols, embedding_col, chunk_rows, Path(tmp), existing)
+            except ValueError:
+                log.info("no new rows with a valid %r in %s", embedding_col, catalog)
+                vectors, ids = np.zeros((0, index.dim), np.float32), np.zeros(0, np.int64)
+            # the catalog grew: move the index's row limit before adding beyond it
+            index._catalog_rows = cols.n_rows
+            index._catalog_path = os.path.abspath(catalog)
+            for start in range(0, len(ids), chunk_rows):
+                index.add(
+                    np.asarray(vectors[start : start + chunk_rows]),
+                    ids=ids[start : start + chunk_rows],
+                )
+    return ids
+
+
+def _check_same_model(index: EmbeddingIndex, prov: CatalogProvenance, catalog: Any) -> None:
+    if index.weights_sha256 and prov.weights_sha256:
+        if index.weights_sha256 != prov.weights_sha256:
+            msg = (
+                f"catalog {catalog} has embeddings of model {prov.model_name!r} (weights sha256 "
+                f"{prov.weights_sha256[:12]}...) but the index holds model {index.model_name!r} "
+                f"({index.weights_sha256[:12]}...); build a separate index"
+            )
+            raise IndexMismatchError(msg)
+    elif index.model_name and prov.model_name and index.model_name != prov.model_name:
+        msg = (
+            f"catalog {catalog} has embeddings of model {prov.model_name!r} but the index "
+            f"holds model {index.model_name!r}; build a separate index"
+        )
+        raise IndexMismatchError(msg)
+    elif not (index.weights_sha256 and prov.weights_sha256):
+        warnings.warn(
+            f"cannot check that {catalog} and the index come from the same model "
+            "(no weights sha256 recorded)",
+            GalaxAlignWarning,
+            stacklevel=3,
+        )
+
+
+def _check_rows_unchanged(index: EmbeddingIndex, cols: CatalogColumns, name: str) -> None:
+    ids = np.asarray(index.ids)
+    if not len(ids):
+        return
+    rng = np.random.default_rng(0)
+    sample = np.sort(rng.choice(ids, size=min(_ADD_CHECK_ROWS, len(ids)), replace=False))
+    fresh = np.asarray(cols.read_rows(sample, [name])[name], dtype=np.float32)
+    norms = np.linalg.norm(fresh, axis=1)
+    ok = np.isfinite(norms) & (norms > 0)
+    cosine = np.full(len(sample), -1.0)
+    cosine[ok] = np.einsum(
+        "ij,ij->i", fresh[ok] / norms[ok, None], index_vectors(index, sample[ok])
+    )
+    if (cosine < 0.999).any():
+        row = int(sample[np.argmax(cosine < 0.999)])
+        msg = (
+            f"row {row} of catalog {cols.path} no longer holds the embedding the index has for "
+            "it (rows re-ordered or replaced); rebuild the index"
+        )
+        raise IndexMismatchError(msg)
+
+
+# -- from cutouts ---------------------------------------------------------------------
+
+
+def index_cutouts(
+    paths: Sequence[str | os.PathLike[str]],
+    directory: str | os.PathLike[str],
+    *,
+    model: Any = "default",
+    add: bool = False,
+    kind: str = "auto",
+    params: IndexParams | None = None,
+    batch_size: int = 64,
+    device: str = "cpu",
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> tuple[SearchIndex, Any]:
+    """Classify and embed cutouts, write their catalog into the index folder, index it.
+
+    The catalog is ``<directory>/catalog.fits`` (sources as absolute paths, so
+    montages find the cutouts from anywhere). With ``add``, cutouts whose path is
+    already in that catalog are skipped, the new rows are appended to it and added
+    to the index; the model must be the index's.
+
+    Returns
+    -------
+    search_index : SearchIndex
+    summary : `~galaxalign_astro.inference.run.ClassifySummary` or None
+        The classification of the new cutouts (None when nothing was new).
+    """
+    from ..catalog import write_table
+    from ..inference.run import classify_to_file
+    from ..io.cutouts import expand_inputs
+    from ..models.checkpoint import load_model
+
+    out = Path(directory)
+    catalog = out / CUTOUT_CATALOG
+    files = [os.path.abspath(p) for p in expand_inputs(paths)]
+    if not files:
+        msg = "no input cutouts (empty directory or glob with no match)"
+        raise ValueError(msg)
+    existing = None
+    if add:
+        existing = open_search_index(out)
+        if not catalog.is_file():
+            msg = f"{catalog} not found: index {out} was not built from cutouts"
+            raise FileNotFoundError(msg)
+        if model == "default" and existing.model_path and Path(existing.model_path).is_dir():
+            model = existing.model_path
+    elif (out / "index.json").exists() and not overwrite:
+        msg = f"{out} already holds an index; pass overwrite (--overwrite) or add (--add)"
+        raise OutputExistsError(msg)
+    loaded = model if hasattr(model, "weights_sha256") else load_model(model, device=device)
+    if existing is not None:
+        _check_same_model(
+            existing.index,
+            CatalogProvenance(loaded.spec.name, loaded.weights_sha256),
+            f"model {loaded.path}",
+        )
+        from astropy.table import Table
+
+        done = {str(s) for s in Table.read(catalog)["source"]}
+        files = [f for f in files if f not in done]
+        if not files:
+            log.info("every cutout is already in %s", catalog)
+            return existing, None
+    out.mkdir(parents=True, exist_ok=True)
+    target = catalog if existing is None else out / f".new-{os.getpid()}.fits"
+    try:
+        summary = classify_to_file(
+            files,
+            target,
+            model=loaded,
+            batch_size=batch_size,
+            device=device,
+            workers=workers,
+            overwrite=overwrite or existing is not None,
+            progress=progress,
+        )
+        if existing is not None:
+            from astropy.table import Table, vstack
+
+            old = Table.read(catalog, mask_invalid=False)
+            new = Table.read(target, mask_invalid=False)
+            merged = vstack([old, new], join_type="exact", metadata_conflicts="silent")
+            merged.meta = _writable_meta(old.meta)
+            write_table(merged, catalog, overwrite=True)
+    finally:
+        if existing is not None:
+            target.unlink(missing_ok=True)
+    prov = catalog_provenance({"galaxalign": loaded.provenance()})
+    if existing is None:
+        index = build_index_from_catalog(catalog, kind=kind, params=params)
+    else:
+        index = existing.index
+        add_catalog_rows(index, catalog)
+    save_search_index(index, out, provenance=prov, overwrite=True)
+    return open_search_index(out), summary
+
+
+def _writable_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """``meta`` of a table read from FITS without the HDU keys astropy leaves in it."""
+    return {k: v for k, v in meta.items() if not _HDU_KEY_RE.fullmatch(str(k))}

@@ -427,6 +427,63 @@ def _progress_bar(total: int, initial: int, enabled: bool):
     )
 
 
+def _store_chunk(
+    work: Any,
+    schema: Any,
+    columns: list[ColumnSpec],
+    prefix: str,
+    index: int,
+    table: Any,
+    added: Mapping[str, np.ndarray],
+) -> None:
+    from ..catalog.columns import prepare_chunk
+
+    record = schema.conform(table)
+    record.update({prefix + k: v for k, v in added.items()})
+    arrays, _ = prepare_chunk(record, columns)
+    work.write_part(index, arrays)
+
+
+def _annotate_on_cluster(
+    chunks: Iterable[tuple[int, Any]],
+    *,
+    scheduler: Any,
+    dask_workers: int | None,
+    source: Any,
+    source_options: Mapping[str, Any],
+    coords: tuple[str, str] | None,
+    annotator: _Annotator,
+    device: str,
+    chunk_size: int,
+    store: Any,
+    bar: Any,
+) -> None:
+    """Classify ``chunks`` on a Dask cluster and ``store`` each as it comes back."""
+    from ..scale.cluster import annotate_chunks, dask_client
+    from ..scale.workers import model_key
+
+    loaded = annotator.predictor.loaded
+    with dask_client(scheduler, n_workers=dask_workers) as client:
+        for index, table, added, counts in annotate_chunks(
+            chunks,
+            client,
+            chunk_size=chunk_size,
+            source_options=source_options,
+            coords=coords,
+            model=model_key(loaded),
+            weights_sha256=loaded.weights_sha256,
+            device=device,
+            prefix=annotator.prefix,
+            embeddings=annotator.embeddings,
+            batch_size=annotator.batch_size,
+        ):
+            store(index, table, added)
+            if isinstance(getattr(source, "counts", None), dict):
+                for key, n in counts.items():
+                    source.counts[key] = source.counts.get(key, 0) + n
+            bar.update(len(table))
+
+
 def _check_resumable(manifest: dict[str, Any], wanted: dict[str, Any], work: Path) -> None:
     """Refuse to resume when the input, model or settings differ from the earlier run."""
     problems = []
@@ -485,6 +542,8 @@ def annotate_file(
     embeddings_hdf5: str | os.PathLike[str] | None = None,
     progress: bool = False,
     command: str | None = None,
+    scheduler: Any = None,
+    dask_workers: int | None = None,
 ) -> AnnotateSummary:
     """Add morphology columns to every row of a catalog file, streaming and resumable.
 
@@ -546,6 +605,15 @@ def annotate_file(
         Show a progress bar with rate and ETA on stderr.
     command : str, optional
         Command line recorded in the provenance.
+    scheduler : str or ``distributed.Client``, optional
+        Classify the chunks on this Dask cluster (a scheduler address, a scheduler
+        file, or a client) instead of in this process; this process still reads the
+        input and writes the work directory and the output, so the catalog and
+        ``resume`` are the same (see `galaxalign_astro.scale.cluster`). Every
+        worker must see the model directory and the cutouts; ``fetch`` must then
+        be a survey name.
+    dask_workers : int, optional
+        Like ``scheduler``, on a local cluster of this many worker processes.
 
     Returns
     -------
@@ -593,8 +661,13 @@ def annotate_file(
     if embeddings_hdf5 is not None:
         check_output_path(embeddings_hdf5, overwrite=overwrite or bool(old_manifest))
 
+    on_cluster = scheduler is not None or dask_workers is not None
+    if on_cluster and fetch is not None and not isinstance(fetch, str):
+        msg = "with a Dask cluster, give fetch as a survey name (workers build their own client)"
+        raise ValueError(msg)
     with open_catalog(input, format=input_format, hdf5_path=hdf5_path) as reader:
-        predictor = _predictor(model, device)
+        # on a cluster the workers run the model; this copy gives columns and provenance
+        predictor = _predictor(model, "cpu" if on_cluster else device)
         config = predictor.config
         coords = _coord_columns(reader.template, ra_col, dec_col, required=fetch is not None)
         source = _cutout_source(
@@ -674,11 +747,37 @@ def annotate_file(
             log.info("resuming: %d of %d chunks were finished", len(done), n_chunks)
         cancel = threading.Event()
         source.cancel = cancel
-        chunks: Iterator[_Chunk] = _resolved_chunks(reader, source, chunk_size, done)
-        if source.slow:
+        chunks: Iterator[_Chunk] = (
+            iter(()) if on_cluster else _resolved_chunks(reader, source, chunk_size, done)
+        )
+        if source.slow and not on_cluster:
             chunks = _in_background(chunks, depth=_PREFETCH_CHUNKS, cancel=cancel)
         try:
             with _progress_bar(reader.n_rows, rows_resumed, progress) as bar:
+                if on_cluster:
+                    cluster_options = {
+                        "path_col": path_col,
+                        "base_dir": Path(base_dir or ".").resolve(),
+                        "cutouts_dir": Path(cutouts_dir).resolve() if cutouts_dir else None,
+                        "id_col": id_col,
+                        "pattern": pattern,
+                        "fetch": fetch,
+                        "fetch_options": fetch_options,
+                        "fetch_dir": Path(fetch_dir or work.cutouts).resolve(),
+                    }
+                    _annotate_on_cluster(
+                        reader.chunks(chunk_size, skip=done),
+                        scheduler=scheduler,
+                        dask_workers=dask_workers,
+                        source=source,
+                        source_options=cluster_options,
+                        coords=coords,
+                        annotator=annotator,
+                        device=device,
+                        chunk_size=chunk_size,
+                        store=partial(_store_chunk, work, schema, columns, prefix),
+                        bar=bar,
+                    )
                 for chunk in chunks:
                     radec = _catalog_radec(chunk.table, coords)
                     added = annotator.block(chunk.paths, chunk.errors, radec, bar)

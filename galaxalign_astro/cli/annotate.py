@@ -146,6 +146,15 @@ def _explicit(ctx: click.Context, name: str) -> bool:
     help="Cutout-reading processes [default: automatic; 0 with --fetch].",
 )
 @click.option(
+    "--scheduler",
+    help="Classify the chunks on this Dask cluster: scheduler address or scheduler file.",
+)
+@click.option(
+    "--dask-workers",
+    type=click.IntRange(1),
+    help="Classify the chunks on a local Dask cluster of N worker processes.",
+)
+@click.option(
     "--resume",
     is_flag=True,
     help="Continue the unfinished run in OUT.partial (refused if input, model or options differ).",
@@ -162,7 +171,8 @@ def command(**params: Any) -> None:
     measurements when the model has source steps, status, message) are appended with
     --prefix. Cutouts come from --path-col, --cutouts DIR or --fetch SURVEY (exactly
     one). The input is streamed in chunks; an interrupted run continues with --resume
-    and gives the same catalog. Rows without a usable cutout are kept with
+    and gives the same catalog. --scheduler or --dask-workers classifies the chunks
+    on a Dask cluster (same output). Rows without a usable cutout are kept with
     status=error. Exit status: 0 all rows classified, 3 some rows failed, 1 fatal
     error, 2 usage error.
     """
@@ -220,6 +230,11 @@ def command(**params: Any) -> None:
             kwargs[key] = params[key]
     if params["workers"] is not None:
         kwargs["workers"] = params["workers"]
+    if params["scheduler"] is not None and params["dask_workers"] is not None:
+        raise click.UsageError("--scheduler and --dask-workers exclude each other")
+    for key in ("scheduler", "dask_workers"):
+        if params[key] is not None:
+            kwargs[key] = params[key]
     for key in ("resume", "restart", "overwrite"):
         if params[key] or key not in kwargs:
             kwargs[key] = params[key]

@@ -18,6 +18,7 @@ __all__ = ["cli"]
 COMMANDS = {
     "ablate": "ablate",
     "annotate": "annotate",
+    "annotate-hats": "annotate_hats",
     "classify": "classify",
     "evaluate": "evaluate",
     "fetch": "fetch",

@@ -144,7 +144,7 @@ def command(
             half=half,
             resume=resume,
             progress=not quiet and sys.stderr.isatty() and main_process,
-            command=" ".join(sys.argv),
+            command=" ".join(["galaxalign-astro", *sys.argv[1:]]),
         )
     except TrainingInterrupted as exc:
         if main_process:

@@ -29,10 +29,33 @@ def _confusion_table(names: list[str], matrix: list[list[int]]) -> str:
     return "\n".join(lines)
 
 
+def _samples_section(path: Path | None) -> list[str]:
+    if path is None:
+        return []
+    from astropy.table import Table
+
+    table = Table.read(path)
+    lines = [
+        "## Transfer to real images (bundled samples)",
+        "",
+        "`galaxalign-astro classify galaxalign_astro/data/samples` (what `make demo` runs).",
+        "The real images are Hubble Deep Field colour composites and statmorph's single-band",
+        "spiral (see the samples README for what each shows by eye), not DECaLS g,r,z cutouts.",
+        "",
+        "| sample | predicted class | probability |",
+        "|---|---|---|",
+    ]
+    for row in table:
+        name = Path(str(row["source"])).name
+        lines.append(f"| {name} | {row['class_name']} | {float(row['class_prob']):.2f} |")
+    return [*lines, ""]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path)
     parser.add_argument("report", type=Path)
+    parser.add_argument("--samples", type=Path, help="classify output on the bundled samples")
     args = parser.parse_args()
 
     spec = json.loads((args.model / "galaxalign.json").read_text())
@@ -120,6 +143,7 @@ def main() -> None:
         "",
         "![confusion matrix](../../../../docs/images/default_model_confusion.png)",
         "",
+        *_samples_section(args.samples),
         "## Limits",
         "",
         "- Trained only on this project's simulator: real DECaLS images differ in ways the",

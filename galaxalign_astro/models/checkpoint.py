@@ -45,6 +45,8 @@ SPEC_NAME = "galaxalign.json"
 WEIGHTS_NAME = "model.safetensors"
 FORMAT_VERSION = 1
 BUNDLED_MODELS_DIR = Path(__file__).resolve().parent.parent / "data" / "models"
+# mkstemp creates owner-only files; a saved model is meant to be shared
+_FILE_MODE = 0o644
 
 
 @dataclass
@@ -156,6 +158,7 @@ def save_model(
     spec.created = spec.created or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     fd, tmp = tempfile.mkstemp(dir=out, prefix=".weights-", suffix=".tmp")
     os.close(fd)
+    os.chmod(tmp, _FILE_MODE)
     try:
         # one metadata key: safetensors orders several differently from run to run,
         # which would change the sha256 of identical weights
@@ -171,6 +174,7 @@ def save_model(
 
 def _atomic_write_text(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".spec-", suffix=".tmp")
+    os.chmod(tmp, _FILE_MODE)
     with os.fdopen(fd, "w") as fh:
         fh.write(text + "\n")
     os.replace(tmp, path)

@@ -67,7 +67,12 @@ def main() -> None:
     from torch.utils.data import DataLoader
 
     from galaxalign_astro.inference.dataset import CutoutFiles, worker_init
-    from galaxalign_astro.inference.run import Predictor, _default_workers, classify_to_file
+    from galaxalign_astro.inference.run import (
+        Predictor,
+        _default_workers,
+        classify_to_file,
+        model_threads,
+    )
 
     predictor = Predictor(args.model)
     workers = _default_workers(args.n, args.batch_size) if args.workers is None else args.workers
@@ -85,11 +90,16 @@ def main() -> None:
         batches = [b["image"] for b in loader]
         decode = args.n / (time.perf_counter() - t0)
 
+        # the model alone, with the threads classify gives it beside its loader workers
+        threads = model_threads(workers)
+        default_threads = torch.get_num_threads()
+        torch.set_num_threads(threads)
         predictor.predict(batches[0])  # warm-up
         t0 = time.perf_counter()
         for images in batches:
             predictor.predict(images)
         model = args.n / (time.perf_counter() - t0)
+        torch.set_num_threads(default_threads)
 
         out = os.path.join(tmp, "out.fits")
         t0 = time.perf_counter()
@@ -101,7 +111,7 @@ def main() -> None:
     bound = 1.0 / (1.0 / decode + 1.0 / model)
     print(
         f"cutouts: {args.n} of {args.size}x{args.size}x3, batch {args.batch_size}, "
-        f"loader workers {workers}, torch threads {torch.get_num_threads()}, "
+        f"loader workers {workers}, model torch threads {threads}, "
         f"model {predictor.loaded.spec.name} ({predictor.loaded.spec.architecture})"
     )
     print(f"decode+preprocess : {decode:9.1f} cutouts/s")

@@ -7,6 +7,7 @@ so memory does not grow with the number of inputs.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import logging
 import os
@@ -100,6 +101,30 @@ class Predictor:
         return meta
 
 
+def model_threads(n_workers: int) -> int:
+    """torch threads for the model while ``n_workers`` loader processes decode (ours).
+
+    The cores left over by the loader workers, at least one: oversubscribing the
+    cores makes OpenMP threads spin against the decoding processes, which on a
+    2-core machine cost more than the second model thread gains
+    (benchmarks/classify_throughput.py).
+    """
+    cores = os.cpu_count() or 1
+    return max(1, cores - n_workers) if n_workers else cores
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(min(n, before) if before else n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _default_workers(n_items: int, batch_size: int) -> int:
     # start-up of worker processes costs more than it saves on small runs
     if n_items < 2 * batch_size:
@@ -140,9 +165,12 @@ def iter_classify(
     )
     names = np.array(predictor.class_names)
     n_classes = len(names)
-    with tqdm(
-        total=len(dataset), unit="cutout", disable=not progress, file=sys.stderr, smoothing=0.1
-    ) as bar:
+    with (
+        _torch_threads(model_threads(n_workers)),
+        tqdm(
+            total=len(dataset), unit="cutout", disable=not progress, file=sys.stderr, smoothing=0.1
+        ) as bar,
+    ):
         for batch in loader:
             ok = batch["ok"].numpy().astype(bool)
             n = len(ok)

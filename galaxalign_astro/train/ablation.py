@@ -130,6 +130,8 @@ def run_ablations(
         train = train_all
         if fraction < 1.0:
             train = train_all.subset(few_shot_indices(train_all.labels, fraction, seed=base.seed))
+        # a few-shot subset smaller than a batch still takes optimizer steps
+        config = replace(config, batch_size=max(2, min(config.batch_size, len(train))))
         log.info("ablation %s: %d training images", name, len(train))
         result = Trainer(config).fit(train, val, output=out / name, progress=progress)
         report = evaluate_model(load_model(out / name), test, train=train)

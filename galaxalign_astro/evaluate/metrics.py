@@ -245,6 +245,7 @@ def retrieval_metrics(
     counts = np.bincount(labels)
     ap = np.empty(n)
     ap_k = {k: np.empty(n) for k in ks}
+    prec_k = {k: np.empty(n) for k in ks}
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
         sim = emb[start:stop] @ emb.T
@@ -256,6 +257,7 @@ def retrieval_metrics(
         ap[start:stop], chunk_k = _chunk_ap(rel, n_relevant, ks)
         for k in ks:
             ap_k[k][start:stop] = chunk_k[k]
+            prec_k[k][start:stop] = rel[:, :k].mean(axis=1)
     valid = counts[labels] > 1
     names = list(class_names) if class_names is not None else [str(c) for c in range(len(counts))]
     per_class = {}
@@ -270,5 +272,9 @@ def retrieval_metrics(
         "n_queries": int(valid.sum()),
         "map": float(ap[valid].mean()) if valid.any() else float("nan"),
         **{f"map@{k}": float(ap_k[k][valid].mean()) if valid.any() else float("nan") for k in ks},
+        **{
+            f"precision@{k}": float(prec_k[k][valid].mean()) if valid.any() else float("nan")
+            for k in ks
+        },
         "per_class_ap": per_class,
     }

@@ -68,6 +68,23 @@ def _class_columns(model, data) -> tuple[list[int], list[str], list[str]]:
     return [spec.class_keys.index(k) for k in taxonomy.keys], taxonomy.names, taxonomy.keys
 
 
+def _approximate_index_recall(embeddings, *, k: int) -> dict[str, Any]:
+    """recall@k of the approximate (IVF) index against exact search on these embeddings."""
+    from ..search.index import EmbeddingIndex
+    from ..search.query import approximate_recall
+
+    emb = np.asarray(embeddings, dtype=np.float32)
+    if len(emb) < 1000 or k < 1:
+        return {"k": k, "recall": None, "note": "fewer than 1,000 images: not measured"}
+    try:
+        exact = EmbeddingIndex(emb, kind="exact")
+        approx = EmbeddingIndex(emb, kind="ivf")
+        recall = approximate_recall(exact, approx, emb[:500], k=k)
+    except Exception as exc:  # a report without this number beats no report
+        return {"k": k, "recall": None, "note": f"not measured: {exc}".splitlines()[0]}
+    return {"k": k, "recall": float(recall), "kind": "ivf", "n_queries": min(500, len(emb))}
+
+
 def evaluate_model(
     model,
     data,
@@ -154,6 +171,7 @@ def evaluate_model(
         log.info("no training images given: linear probe skipped")
 
     retrieval = retrieval_metrics(emb, data.labels, class_names=names, ks=ks)
+    retrieval["approximate_index"] = _approximate_index_recall(emb, k=min(10, len(emb) - 1))
     mapping = None
     if columns != list(range(len(loaded.spec.class_keys))):
         mapping = {name: loaded.spec.class_names[c] for name, c in zip(names, columns, strict=True)}

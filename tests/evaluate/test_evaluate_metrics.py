@@ -107,3 +107,27 @@ def test_input_checks():
         classification_metrics(np.ones((2, 3)), np.array([0, 1]), class_names=["a", "b"])
     with pytest.raises(ValueError, match="at least two"):
         retrieval_metrics(np.ones((1, 2)), np.array([0]))
+
+
+def test_precision_at_k_hand_computed():
+    from galaxalign_astro.evaluate.metrics import retrieval_metrics
+
+    # 1-D embeddings on a circle: each query's nearest neighbours are known
+    angles = np.array([0.0, 0.1, 0.2, 3.0, 3.1])
+    emb = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    labels = np.array([0, 0, 0, 1, 1])
+    out = retrieval_metrics(emb, labels, ks=(1, 2))
+    # top-1 is same-class for every query; top-2 for the class-1 pair has one miss each
+    assert out["precision@1"] == 1.0
+    assert out["precision@2"] == np.mean([1, 1, 1, 0.5, 0.5])
+
+
+def test_approximate_index_recall_in_report():
+    from galaxalign_astro.evaluate.run import _approximate_index_recall
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(20, 16))
+    emb = centres[rng.integers(0, 20, 2000)] + 0.05 * rng.normal(size=(2000, 16))
+    out = _approximate_index_recall(emb.astype(np.float32), k=10)
+    assert out["recall"] is not None and out["recall"] >= 0.9
+    assert _approximate_index_recall(emb[:100].astype(np.float32), k=10)["recall"] is None

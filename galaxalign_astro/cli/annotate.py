@@ -9,7 +9,14 @@ from typing import Any
 
 import click
 
-from .options import EXIT_PARTIAL, common_options, overwrite_option
+from .options import (
+    EXIT_PARTIAL,
+    batch_size_option,
+    common_options,
+    device_option,
+    model_option,
+    overwrite_option,
+)
 
 __all__ = ["command"]
 
@@ -108,9 +115,7 @@ def _explicit(ctx: click.Context, name: str) -> bool:
 @click.option("--rate-limit", type=click.FloatRange(min=0), help="Fetch: most requests per second.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Fetch: seconds.")
 @click.option("--max-retries", type=click.IntRange(min=0), help="Fetch: retries of a request.")
-@click.option(
-    "--model", default="default", show_default=True, help="Bundled model name or model directory."
-)
+@model_option
 @click.option(
     "--prefix",
     default="gxa_",
@@ -135,10 +140,8 @@ def _explicit(ctx: click.Context, name: str) -> bool:
     type=click.IntRange(1),
     help="Rows read, classified and stored at a time (memory depends on it).",
 )
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
-@click.option(
-    "--device", default="cpu", show_default=True, help="torch device (cpu, cuda, cuda:1)."
-)
+@batch_size_option
+@device_option
 @click.option(
     "--workers",
     type=click.IntRange(0),

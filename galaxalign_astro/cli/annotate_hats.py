@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from .annotate import _fetch_options
-from .options import EXIT_PARTIAL, common_options, overwrite_option
+from .options import EXIT_PARTIAL, batch_size_option, common_options, model_option, overwrite_option
 
 __all__ = ["command"]
 
@@ -82,12 +82,10 @@ def _shape(value: str | None) -> tuple[int, ...] | None:
 @click.option("--rate-limit", type=click.FloatRange(min=0), help="Fetch: most requests per second.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Fetch: seconds.")
 @click.option("--max-retries", type=click.IntRange(min=0), help="Fetch: retries of a request.")
-@click.option(
-    "--model", default="default", show_default=True, help="Bundled model name or model directory."
-)
+@model_option
 @click.option("--prefix", default="gxa_", show_default=True, help="Prefix of the added columns.")
 @click.option("--embeddings/--no-embeddings", default=True, show_default=True)
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@batch_size_option
 @click.option(
     "--device", default="cpu", show_default=True, help="torch device of every worker (cpu, cuda)."
 )

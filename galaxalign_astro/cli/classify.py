@@ -6,7 +6,14 @@ import sys
 
 import click
 
-from .options import EXIT_PARTIAL, common_options, overwrite_option
+from .options import (
+    EXIT_PARTIAL,
+    batch_size_option,
+    common_options,
+    device_option,
+    model_option,
+    overwrite_option,
+)
 
 __all__ = ["command"]
 
@@ -20,17 +27,9 @@ __all__ = ["command"]
     type=click.Path(dir_okay=False),
     help="Output catalog; format from the suffix: .fits .hdf5/.h5 .ecsv .parquet .csv",
 )
-@click.option(
-    "--model",
-    "model",
-    default="default",
-    show_default=True,
-    help="Bundled model name or a model directory.",
-)
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
-@click.option(
-    "--device", default="cpu", show_default=True, help="torch device (cpu, cuda, cuda:1)."
-)
+@model_option
+@batch_size_option
+@device_option
 @click.option(
     "--workers",
     type=click.IntRange(0),

@@ -6,7 +6,13 @@ import sys
 
 import click
 
-from .options import EXIT_PARTIAL, common_options, overwrite_option
+from .options import (
+    EXIT_PARTIAL,
+    batch_size_option,
+    common_options,
+    device_option,
+    overwrite_option,
+)
 
 __all__ = ["command"]
 
@@ -96,10 +102,8 @@ def _merge(catalog, given):
     "--add, the index's]. With a catalog: the model that made its embeddings, recorded "
     "when the catalog does not say.",
 )
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
-@click.option(
-    "--device", default="cpu", show_default=True, help="torch device (cpu, cuda, cuda:1)."
-)
+@batch_size_option
+@device_option
 @click.option(
     "--workers",
     type=click.IntRange(0),

@@ -10,7 +10,15 @@ from typing import Any
 
 import click
 
-__all__ = ["EXIT_PARTIAL", "common_options", "overwrite_option", "run_library_call"]
+__all__ = [
+    "EXIT_PARTIAL",
+    "batch_size_option",
+    "common_options",
+    "device_option",
+    "model_option",
+    "overwrite_option",
+    "run_library_call",
+]
 
 #: exit status when a batch finished but some inputs failed
 EXIT_PARTIAL = 3
@@ -39,6 +47,35 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def overwrite_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--overwrite", is_flag=True, help="Replace an existing output instead of refusing."
+    )(func)
+
+
+def model_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--model NAME|PATH``, the bundled default model unless given."""
+    return click.option(
+        "--model",
+        "model",
+        default="default",
+        show_default=True,
+        help="Bundled model name or a model directory.",
+    )(func)
+
+
+def batch_size_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--batch-size``: cutouts per model forward pass."""
+    return click.option(
+        "--batch-size",
+        default=64,
+        show_default=True,
+        type=click.IntRange(1),
+        help="Cutouts per model forward pass.",
+    )(func)
+
+
+def device_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--device``: the torch device of the model."""
+    return click.option(
+        "--device", default="cpu", show_default=True, help="torch device (cpu, cuda, cuda:1)."
     )(func)
 
 

@@ -26,6 +26,7 @@ test: install-test
 	$(BIN)/python -m pytest -q
 	$(BIN)/ruff check galaxalign_astro tests benchmarks
 	$(BIN)/ruff format --check galaxalign_astro tests benchmarks
+	$(BIN)/mypy galaxalign_astro
 
 lint: install-test
 	$(BIN)/ruff check galaxalign_astro tests benchmarks

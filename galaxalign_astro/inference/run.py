@@ -356,7 +356,7 @@ def add_morphology_columns(
         Prepended to the new column names; a name already in the table is an error.
     """
     from .columns import model_columns
-    from .dataset import ArrayCutouts, CutoutFiles
+    from .dataset import ArrayCutouts, CutoutFiles, PreparedDataset
 
     predictor = Predictor(model, device=device)
     specs = model_columns(
@@ -373,7 +373,7 @@ def add_morphology_columns(
     if column.dtype.kind in "US" or (column.dtype == object and isinstance(column[0], str)):
         base = os.fspath(base_dir) if base_dir is not None else ""
         paths = [str(p) if os.path.isabs(str(p)) else os.path.join(base, str(p)) for p in column]
-        dataset = CutoutFiles(paths, predictor.config)
+        dataset: PreparedDataset = CutoutFiles(paths, predictor.config)
     else:
         dataset = ArrayCutouts(np.asarray(column), predictor.config, bands=bands)
     chunks = list(

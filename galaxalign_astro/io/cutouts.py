@@ -23,7 +23,7 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -56,7 +56,7 @@ class Cutout:
     data: np.ndarray
     bands: tuple[str | None, ...]
     kind: Literal["flux", "rgb"]
-    wcs: object | None
+    wcs: Any
     path: str
 
     @property

@@ -22,12 +22,18 @@ __all__ = ["GalaxAlignModel"]
 class GalaxAlignModel(nn.Module):
     """Image, symbol and text encoders sharing one embedding space."""
 
+    # open_clip's CLIP / CustomTextCLIP, reached through nn.Module attribute lookup
+    clip: Any
+    symbol_visual: Any
+    image_mean: torch.Tensor
+    image_std: torch.Tensor
+
     def __init__(self, clip: nn.Module, *, architecture: str, config: dict[str, Any]) -> None:
         super().__init__()
         self.clip = clip
         self.architecture = architecture
         self.config = config
-        self.symbol_visual: nn.Module | None = None
+        self.symbol_visual = None
         pre = getattr(clip.visual, "preprocess_cfg", {}) or {}
         mean = pre.get("mean", (0.48145466, 0.4578275, 0.40821073))
         std = pre.get("std", (0.26862954, 0.26130258, 0.27577711))

@@ -159,10 +159,8 @@ def fits_header_cards(meta: Mapping[str, Any]) -> list[fits.Card]:
     -------
     list of `~astropy.io.fits.Card`
 
-    Raises
-    ------
-    ValueError
-        If a key is one the table structure owns (``NAXIS2``, ``TFORM1``, ``EXTNAME``...).
+    Keys the table structure owns (``NAXIS2``, ``TFORM1``, ``EXTNAME``...) are left
+    out: in the metadata of a table read from a FITS file they describe that file.
     """
     cards: list[fits.Card] = []
     for key, value in meta.items():
@@ -177,8 +175,10 @@ def fits_header_cards(meta: Mapping[str, Any]) -> list[fits.Card]:
             log.debug("meta key %r is not a FITS keyword; kept in the astropy block only", key)
             continue
         if _RESERVED_RE.fullmatch(key):
-            msg = f"meta key {key!r} is a FITS structural keyword and cannot be set"
-            raise ValueError(msg)
+            # the writer owns the table's structure; such keys come from the file a
+            # table was read from (astropy keeps EXTNAME in meta) and describe that file
+            log.debug("meta key %r is a FITS structural keyword; left out", key)
+            continue
         header_value = _header_value(value)
         if header_value is None:
             log.debug("meta value of %r cannot go into a FITS header; left out", key)

@@ -56,6 +56,21 @@ def test_header_cards_fit_the_fits_rules():
     assert header["COMMENT"][0] == "made by a test"
 
 
-def test_header_cards_refuse_structural_keys():
-    with pytest.raises(ValueError, match="NAXIS2"):
-        fits_header_cards({"NAXIS2": 3})
+def test_header_cards_leave_out_structural_keys():
+    cards = fits_header_cards({"NAXIS2": 3, "EXTNAME": "OLD", "SURVEY": "ls-dr10"})
+    assert [c.keyword for c in cards] == ["SURVEY"]
+
+
+def test_a_table_read_from_a_fits_catalog_can_be_written_again(tmp_path):
+    """astropy keeps EXTNAME in the meta of a table it read; writing it back must work."""
+    from astropy.table import Table
+
+    from galaxalign_astro.catalog import write_table
+
+    first = Table({"a": [1.0, 2.0]}, meta={"SURVEY": "ls-dr10"})
+    write_table(first, tmp_path / "a.fits")
+    again = Table.read(tmp_path / "a.fits")
+    assert "EXTNAME" in again.meta
+    write_table(again, tmp_path / "b.fits")
+    back = Table.read(tmp_path / "b.fits")
+    assert list(back["a"]) == [1.0, 2.0] and back.meta["SURVEY"] == "ls-dr10"

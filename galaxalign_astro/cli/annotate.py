@@ -14,6 +14,8 @@ from .options import (
     batch_size_option,
     common_options,
     device_option,
+    fetch_options_from,
+    fetch_request_options,
     model_option,
     overwrite_option,
 )
@@ -21,26 +23,6 @@ from .options import (
 __all__ = ["command"]
 
 _SHOWN_FAILURES = 10
-#: CLI parameters that go into annotate_file's fetch_options
-_FETCH_OPTIONS = (
-    "size",
-    "pixscale",
-    "bands",
-    "layer",
-    "base_url",
-    "cache_dir",
-    "max_workers",
-    "rate_limit",
-    "timeout",
-    "max_retries",
-)
-
-
-def _fetch_options(params: dict[str, Any]) -> dict[str, Any]:
-    options = {key: params[key] for key in _FETCH_OPTIONS if params.get(key) is not None}
-    if params.get("no_cache"):
-        options["cache"] = False
-    return options
 
 
 def _explicit(ctx: click.Context, name: str) -> bool:
@@ -91,30 +73,12 @@ def _explicit(ctx: click.Context, name: str) -> bool:
     type=click.Choice(["legacysurvey", "sdss", "hips"]),
     help="Cutouts: download from this survey while the model runs.",
 )
-@click.option("--size", type=click.IntRange(min=1), help="Fetch: pixels [default: model's field].")
-@click.option(
-    "--pixscale",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Fetch: arcsec per pixel [default: the survey's].",
-)
-@click.option("--bands", help="Fetch: band letters [default: the model's bands].")
-@click.option("--layer", help="Fetch: survey layer or data release (see the fetch command).")
-@click.option("--base-url", help="Fetch: service base URL (overrides environment and config).")
-@click.option(
-    "--cache-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Fetch: on-disk cache [default: galaxalign_astro.fetch.conf.cache_dir].",
-)
-@click.option("--no-cache", is_flag=True, help="Fetch: neither read nor fill the cache.")
+@fetch_request_options
 @click.option(
     "--fetch-dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Fetch: keep the downloaded cutouts here [default: work directory, removed at the end].",
 )
-@click.option("--max-workers", type=click.IntRange(min=1), help="Fetch: parallel requests.")
-@click.option("--rate-limit", type=click.FloatRange(min=0), help="Fetch: most requests per second.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Fetch: seconds.")
-@click.option("--max-retries", type=click.IntRange(min=0), help="Fetch: retries of a request.")
 @model_option
 @click.option(
     "--prefix",
@@ -197,7 +161,7 @@ def command(**params: Any) -> None:
             name = "CATALOG" if key == "input" else "-o/--output"
             raise click.UsageError(f"missing {name} (or a --recipe that names it)")
 
-    fetch_options = _fetch_options(params)
+    fetch_options = fetch_options_from(params)
     if fetch_options and params["fetch"] is None and "fetch" not in kwargs:
         given = ", ".join("--" + key.replace("_", "-") for key in sorted(fetch_options))
         raise click.UsageError(f"{given} only apply with --fetch")

@@ -9,8 +9,15 @@ from typing import Any
 
 import click
 
-from .annotate import _fetch_options
-from .options import EXIT_PARTIAL, batch_size_option, common_options, model_option, overwrite_option
+from .options import (
+    EXIT_PARTIAL,
+    batch_size_option,
+    common_options,
+    fetch_options_from,
+    fetch_request_options,
+    model_option,
+    overwrite_option,
+)
 
 __all__ = ["command"]
 
@@ -58,30 +65,12 @@ def _shape(value: str | None) -> tuple[int, ...] | None:
     type=click.Choice(["legacysurvey", "sdss", "hips"]),
     help="Cutouts: download from this survey on the workers.",
 )
-@click.option("--size", type=click.IntRange(min=1), help="Fetch: pixels [default: model's field].")
-@click.option(
-    "--pixscale",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Fetch: arcsec per pixel [default: the survey's].",
-)
-@click.option("--bands", help="Fetch: band letters [default: the model's bands].")
-@click.option("--layer", help="Fetch: survey layer or data release.")
-@click.option("--base-url", help="Fetch: service base URL.")
-@click.option(
-    "--cache-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Fetch: on-disk cache (shared storage on a cluster).",
-)
-@click.option("--no-cache", is_flag=True, help="Fetch: neither read nor fill the cache.")
+@fetch_request_options
 @click.option(
     "--fetch-dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Fetch: keep the downloaded cutouts here, per partition [default: discard].",
 )
-@click.option("--max-workers", type=click.IntRange(min=1), help="Fetch: parallel requests.")
-@click.option("--rate-limit", type=click.FloatRange(min=0), help="Fetch: most requests per second.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Fetch: seconds.")
-@click.option("--max-retries", type=click.IntRange(min=0), help="Fetch: retries of a request.")
 @model_option
 @click.option("--prefix", default="gxa_", show_default=True, help="Prefix of the added columns.")
 @click.option("--embeddings/--no-embeddings", default=True, show_default=True)
@@ -118,7 +107,7 @@ def command(**params: Any) -> None:
 
     ctx = click.get_current_context()
     quiet = bool(ctx.meta.get("galaxalign.quiet", False))
-    fetch_options = _fetch_options(params)
+    fetch_options = fetch_options_from(params)
     if fetch_options and params["fetch"] is None:
         given = ", ".join("--" + key.replace("_", "-") for key in sorted(fetch_options))
         raise click.UsageError(f"{given} only apply with --fetch")

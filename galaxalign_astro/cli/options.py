@@ -6,15 +6,19 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
 __all__ = [
     "EXIT_PARTIAL",
+    "FETCH_REQUEST_OPTIONS",
     "batch_size_option",
     "common_options",
     "device_option",
+    "fetch_options_from",
+    "fetch_request_options",
     "model_option",
     "overwrite_option",
     "run_library_call",
@@ -77,6 +81,70 @@ def device_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--device", default="cpu", show_default=True, help="torch device (cpu, cuda, cuda:1)."
     )(func)
+
+
+#: parameters of fetch_request_options that go into a fetch client's options
+FETCH_REQUEST_OPTIONS = (
+    "size",
+    "pixscale",
+    "bands",
+    "layer",
+    "base_url",
+    "cache_dir",
+    "max_workers",
+    "rate_limit",
+    "timeout",
+    "max_retries",
+)
+
+
+def fetch_request_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The request options of commands that fetch cutouts on the fly (``--size`` ...)."""
+    options = [
+        click.option(
+            "--size", type=click.IntRange(min=1), help="Fetch: pixels [default: model's field]."
+        ),
+        click.option(
+            "--pixscale",
+            type=click.FloatRange(min=0, min_open=True),
+            help="Fetch: arcsec per pixel [default: the survey's].",
+        ),
+        click.option("--bands", help="Fetch: band letters [default: the model's bands]."),
+        click.option(
+            "--layer", help="Fetch: survey layer or data release (see the fetch command)."
+        ),
+        click.option(
+            "--base-url", help="Fetch: service base URL (overrides environment and config)."
+        ),
+        click.option(
+            "--cache-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Fetch: on-disk cache (shared storage on a cluster) "
+            "[default: galaxalign_astro.fetch.conf.cache_dir].",
+        ),
+        click.option("--no-cache", is_flag=True, help="Fetch: neither read nor fill the cache."),
+        click.option("--max-workers", type=click.IntRange(min=1), help="Fetch: parallel requests."),
+        click.option(
+            "--rate-limit", type=click.FloatRange(min=0), help="Fetch: most requests per second."
+        ),
+        click.option(
+            "--timeout", type=click.FloatRange(min=0, min_open=True), help="Fetch: seconds."
+        ),
+        click.option(
+            "--max-retries", type=click.IntRange(min=0), help="Fetch: retries of a request."
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def fetch_options_from(params: dict[str, Any]) -> dict[str, Any]:
+    """The fetch client options a user gave, from a command's parameters."""
+    options = {key: params[key] for key in FETCH_REQUEST_OPTIONS if params.get(key) is not None}
+    if params.get("no_cache"):
+        options["cache"] = False
+    return options
 
 
 def run_library_call(func: Callable[..., Any], *args: Any, debug: bool, **kwargs: Any) -> Any:

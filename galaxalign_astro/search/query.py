@@ -369,6 +369,24 @@ def search_by_embedding(
     return table
 
 
+def _search_by_query(
+    index: EmbeddingIndex,
+    model: Any,
+    *,
+    k: int,
+    catalog: Any,
+    embedding_col: str,
+    **query: Any,
+) -> Any:
+    """Embed one query with the index's own model and search with it."""
+    loaded = _loaded(model)
+    check_model(index, loaded)
+    made = make_query(loaded, **query)
+    return search_by_embedding(
+        index, made.embedding, k=k, catalog=catalog, embedding_col=embedding_col, query=made
+    )
+
+
 def search_by_image(
     index: EmbeddingIndex,
     model: Any,
@@ -384,11 +402,8 @@ def search_by_image(
     array (see `make_query`); ``model`` must be the index's (`check_model`). Other
     parameters and the result are those of `search_by_embedding`.
     """
-    loaded = _loaded(model)
-    check_model(index, loaded)
-    query = make_query(loaded, image=image)
-    return search_by_embedding(
-        index, query.embedding, k=k, catalog=catalog, embedding_col=embedding_col, query=query
+    return _search_by_query(
+        index, model, k=k, catalog=catalog, embedding_col=embedding_col, image=image
     )
 
 
@@ -406,11 +421,8 @@ def search_by_text(
     The text goes through every prompt template of the model and the embeddings are
     averaged. Other parameters and the result are those of `search_by_embedding`.
     """
-    loaded = _loaded(model)
-    check_model(index, loaded)
-    query = make_query(loaded, text=text)
-    return search_by_embedding(
-        index, query.embedding, k=k, catalog=catalog, embedding_col=embedding_col, query=query
+    return _search_by_query(
+        index, model, k=k, catalog=catalog, embedding_col=embedding_col, text=text
     )
 
 
@@ -429,11 +441,8 @@ def search_by_symbol(
     drawing file / array (any size, dark-on-light or light-on-dark). Other
     parameters and the result are those of `search_by_embedding`.
     """
-    loaded = _loaded(model)
-    check_model(index, loaded)
-    query = make_query(loaded, symbol=symbol)
-    return search_by_embedding(
-        index, query.embedding, k=k, catalog=catalog, embedding_col=embedding_col, query=query
+    return _search_by_query(
+        index, model, k=k, catalog=catalog, embedding_col=embedding_col, symbol=symbol
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from astropy.table import Table
 from click.testing import CliRunner
 
@@ -12,10 +11,6 @@ from galaxalign_astro.cli.annotate_hats import command as annotate_hats_command
 from galaxalign_astro.scale.hats import _import_lsdb
 
 from .conftest import MISSING, N_ROWS
-
-# lsdb 0.11 and nested-pandas 0.7 call pandas APIs that pandas 3.1 deprecates for pandas 4
-# (inplace=, ...): their warnings, not ours to act on
-pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")
 
 
 def test_annotate_hats_command(hats_input, micro_model, tmp_path):

@@ -17,10 +17,6 @@ from tests.fetch.fake_services import FakeSurveyServer, Handler
 
 from .conftest import N_ROWS
 
-# lsdb 0.11 and nested-pandas 0.7 call pandas APIs that pandas 3.1 deprecates for pandas 4
-# (inplace=, ...): their warnings, not ours to act on
-pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")
-
 ADDED = ("gxa_class_id", "gxa_class_prob", "gxa_probs", "gxa_embedding", "gxa_sep", "gxa_status")
 
 

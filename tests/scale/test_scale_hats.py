@@ -24,10 +24,6 @@ from .conftest import MISSING, N_ROWS, cutout_cube
 
 lsdb = _import_lsdb()
 
-# lsdb 0.11 and nested-pandas 0.7 call pandas APIs that pandas 3.1 deprecates for pandas 4
-# (inplace=, ...): their warnings, not ours to act on
-pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")
-
 ADDED = (
     "gxa_class_id",
     "gxa_class_name",

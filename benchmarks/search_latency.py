@@ -9,7 +9,10 @@ For ``--n`` random unit vectors of each dimension in ``--dims`` prints
   queries too;
 * ivf: `EmbeddingIndex(kind="ivf")` (IVF + 4-bit PQ fast scan + exact re-ranking),
   whose build tunes ``nprobe`` for ``--target-recall`` on sample rows of the index,
-  then a sweep over ``nprobe`` around that choice on the evaluation queries;
+  then a sweep over ``nprobe`` around that choice on the evaluation queries, and
+  (with several faiss threads) single-query latency of the tuned index with one
+  query's inverted lists split over the threads (what ``search`` does for a lone
+  query) against faiss's default of one query per thread, alternating;
 * hnsw (``--hnsw``, slow to build at 1e6 rows on few cores): efSearch sweep;
 * the saved ivf index re-opened memory-mapped.
 
@@ -200,6 +203,45 @@ def run_dim(d: int, args: argparse.Namespace) -> None:
         mark = " <- tuned" if nprobe == chosen else ""
         row(f"ivf nprobe={nprobe}{mark}", build, single, batch, recall(found, truth), "")
     ivf.params.nprobe = chosen
+    if faiss.omp_get_max_threads() > 1:
+        # a lone query with its inverted lists split over the threads (what search
+        # does) against faiss's default of one query per thread, alternating
+        ivf_search = functools.partial(ivf.search, k=k)
+
+        def one_per_thread(q: np.ndarray) -> tuple:
+            saved, index_module._IMPLEM_SPLIT_LISTS = (
+                index_module._IMPLEM_SPLIT_LISTS,
+                index_module._IMPLEM_DEFAULT,
+            )
+            try:
+                return ivf_search(q)
+            finally:
+                index_module._IMPLEM_SPLIT_LISTS = saved
+
+        pair = interleaved(
+            {"split": ivf_search, "default": one_per_thread},
+            q_eval,
+            args,
+        )
+        row(
+            f"ivf nprobe={chosen}, split",
+            build,
+            *pair["split"][:2],
+            recall(pair["split"][2], truth[: args.batch]),
+            "",
+        )
+        row(
+            f"ivf nprobe={chosen}, 1/thread",
+            build,
+            *pair["default"][:2],
+            recall(pair["default"][2], truth[: args.batch]),
+            "",
+        )
+        print(
+            "single query, lists split over threads / one query per thread: "
+            f"{pair['split'][0] / pair['default'][0]:.2f} (< 1: split faster)"
+        )
+        del ivf_search, one_per_thread, pair
     print(rss())
 
     if args.hnsw:

@@ -131,6 +131,24 @@ def test_approximate_recall_on_clustered_data(clustered_data, kind):
     np.testing.assert_allclose(scores, cosines, atol=1e-5)
 
 
+def test_single_queries_match_batch_with_several_faiss_threads(random_data):
+    # a lone query is scanned with its inverted lists split over faiss's threads, a
+    # batch one query per thread: both must give the same neighbours and scores
+    import faiss
+
+    x, q = random_data
+    index = EmbeddingIndex(x, kind="ivf", params=IndexParams(nlist=32, nprobe=24))
+    faiss.omp_set_num_threads(2)
+    try:
+        batch_scores, batch_found = index.search(q, k=10)
+        for i, query in enumerate(q):
+            scores, found = index.search(query, k=10)  # one query: 1-d results
+            np.testing.assert_array_equal(found, batch_found[i])
+            np.testing.assert_allclose(scores, batch_scores[i], rtol=1e-6)
+    finally:
+        faiss.omp_set_num_threads(1)
+
+
 @pytest.mark.parametrize("kind", ["ivf", "hnsw"])
 def test_build_tunes_search_parameter_for_target_recall(random_data, kind):
     x, q = random_data

@@ -7,6 +7,7 @@ import contextlib
 import copy
 import logging
 import os
+import re
 import secrets
 import weakref
 from collections.abc import Mapping, Sequence
@@ -62,6 +63,47 @@ def _create_temp(path: Path) -> Path:
         return tmp
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Remove temporary files of ``path`` left by writers that were killed.
+
+    A writer killed with SIGKILL (or by the out-of-memory killer, or a power cut)
+    cannot remove its ``.<name>.<pid>.<random>.part``; the next writer of the same
+    output removes those whose process no longer runs on this machine.
+    """
+    if os.name != "posix":  # os.kill(pid, 0) is not a liveness probe elsewhere
+        return
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.[0-9a-f]{{8}}\.part")
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match is None or not entry.is_file(follow_symlinks=False):
+            continue
+        pid = int(match.group(1))
+        if pid == os.getpid() or _process_alive(pid):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(entry.path)
+            log.info(
+                "removed %s, a temporary file of %s left by process %d, which no longer runs",
+                entry.name,
+                path.name,
+                pid,
+            )
+
+
 def _remove_quietly(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
@@ -101,7 +143,8 @@ class CatalogWriter(abc.ABC):
     (``.<name>.<pid>.<random>.part``); `close` moves it onto the output with
     `os.replace`, so an interrupted run never leaves a half-written catalog and never
     destroys an existing one. `abort`, an exception inside a ``with`` block, or the
-    writer being garbage-collected unclosed remove the temporary file instead.
+    writer being garbage-collected unclosed remove the temporary file instead; one
+    left by a killed process is removed by the next writer of the same output.
     Memory use depends on the chunk size, not on the number of rows written.
 
     Use `open_writer` rather than the subclasses.
@@ -141,6 +184,7 @@ class CatalogWriter(abc.ABC):
         self._rows = 0
         self._state = "open"
         self._warned: set[str] = set()
+        _remove_stale_temps(self.path)
         self._tmp = _create_temp(self.path)
         #: open files of the temporary output, closed if the writer is dropped unclosed
         self._handles: list[Any] = []

@@ -278,6 +278,22 @@ def test_abort_and_unclosed_writer_remove_temporary_file(tmp_path, caplog):
     assert "never closed" in caplog.text
 
 
+def test_temporary_file_of_a_killed_writer_is_removed_by_the_next(tmp_path):
+    # a SIGKILLed writer cannot clean up; the next writer of that output removes its
+    # temporary file, and leaves those of live processes and of other outputs alone
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid no longer runs
+    killed = tmp_path / f".cat.fits.{dead.pid}.0123abcd.part"
+    live = tmp_path / f".cat.fits.{os.getppid()}.89abcdef.part"
+    other = tmp_path / f".other.fits.{dead.pid}.0123abcd.part"
+    for path in (killed, live, other):
+        path.write_bytes(b"half a catalog")
+    write_chunks(tmp_path / "cat.fits")
+    assert not killed.exists()
+    assert live.exists() and other.exists()
+    assert len(Table.read(tmp_path / "cat.fits")) == sum(CHUNK_SIZES)
+
+
 def test_rejected_chunk_leaves_writer_usable(tmp_path):
     path = tmp_path / "cat.h5"
     rng = np.random.default_rng(0)

@@ -15,12 +15,13 @@ end-to-end job as parameters, apart from the data (stpipe style, ours):
     fetch geometry differs from the model's stored preprocessing (bands, field of
     view). The preprocessing itself is always the model's own;
 ``[classify]``
-    ``model``, ``device``, ``batch_size``, ``workers``, ``embeddings``, ``prefix``;
+    ``model``, ``classes`` (a zero-shot class file), ``device``, ``batch_size``,
+    ``workers``, ``embeddings``, ``prefix``;
 ``[write]``
     ``output`` (required), ``chunk_size``, ``overwrite``, ``embeddings_hdf5``.
 
 An optional ``[recipe]`` table holds ``name`` and ``description``. Paths under
-``[input]`` and ``[cutouts]`` (and a ``model`` given as a path) are relative to the
+``[input]`` and ``[cutouts]`` (and ``classes``, and a ``model`` given as a path) are relative to the
 recipe file, so a recipe travels with its catalog; output, cache and fetch
 directories are relative to the current directory.
 """
@@ -61,7 +62,7 @@ RECIPE_KEYS: dict[str, tuple[str, ...]] = {
         "fetch_dir",
     ),
     "preprocess": ("check",),
-    "classify": ("model", "device", "batch_size", "workers", "embeddings", "prefix"),
+    "classify": ("model", "classes", "device", "batch_size", "workers", "embeddings", "prefix"),
     "write": ("output", "chunk_size", "overwrite", "embeddings_hdf5"),
 }
 _CHECKS = ("error", "warn", "off")
@@ -160,6 +161,8 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
     model = cls.get("model")
     if isinstance(model, str) and ("/" in model or model.startswith(".")):
         cls["model"] = _relative(base, model)
+    if "classes" in cls:
+        cls["classes"] = _relative(base, cls["classes"])
     kwargs.update(cls)
     kwargs.update(out)
     check = str(get["preprocess"].get("check", "warn"))
@@ -210,7 +213,11 @@ def run_recipe(
         else:
             kwargs[key] = value
     kwargs.update(options)
-    predictor = Predictor(kwargs.pop("model", "default"), device=kwargs.get("device", "cpu"))
+    predictor = Predictor(
+        kwargs.pop("model", "default"),
+        device=kwargs.get("device", "cpu"),
+        classes=kwargs.pop("classes", None),
+    )
     kwargs["model"] = predictor
     fetch = kwargs.get("fetch")
     if fetch is not None and recipe.check != "off":

@@ -91,10 +91,12 @@ class AnnotateSummary:
         return done / self.seconds if self.seconds > 0 else float("nan")
 
 
-def _predictor(model: Any, device: str):
+def _predictor(model: Any, device: str, classes: Any = None):
     from ..inference.run import Predictor
 
-    return model if isinstance(model, Predictor) else Predictor(model, device=device)
+    if isinstance(model, Predictor):
+        return model if classes is None else model.with_classes(classes)
+    return Predictor(model, device=device, classes=classes)
 
 
 class _Annotator:
@@ -472,6 +474,7 @@ def _annotate_on_cluster(
             coords=coords,
             model=model_key(loaded),
             weights_sha256=loaded.weights_sha256,
+            classes=annotator.predictor.head if annotator.predictor.head.zero_shot else None,
             device=device,
             prefix=annotator.prefix,
             embeddings=annotator.embeddings,
@@ -518,6 +521,7 @@ def annotate_file(
     output: str | os.PathLike[str],
     *,
     model: Any = "default",
+    classes: Any = None,
     path_col: str | None = None,
     base_dir: str | os.PathLike[str] | None = None,
     cutouts_dir: str | os.PathLike[str] | None = None,
@@ -563,6 +567,11 @@ def annotate_file(
     model : str, path-like, `~galaxalign_astro.models.LoadedModel` or `Predictor`
         Bundled model name or model directory (or a loaded model, or a
         `~galaxalign_astro.inference.Predictor` to reuse).
+    classes : path-like, ``ClassSet`` or ``ClassHead``, optional
+        Zero-shot classes to classify into instead of the model's own: a class file
+        (see `~galaxalign_astro.inference.zeroshot`). The probability column then
+        has one entry per such class; the file and the SHA-256 of the classes'
+        prototypes go into the provenance, and ``resume`` refuses other classes.
     path_col : str, optional
         Column of cutout file paths (relative paths start at ``base_dir``, default
         the current directory).
@@ -667,7 +676,7 @@ def annotate_file(
         raise ValueError(msg)
     with open_catalog(input, format=input_format, hdf5_path=hdf5_path) as reader:
         # on a cluster the workers run the model; this copy gives columns and provenance
-        predictor = _predictor(model, "cpu" if on_cluster else device)
+        predictor = _predictor(model, "cpu" if on_cluster else device, classes)
         config = predictor.config
         coords = _coord_columns(reader.template, ra_col, dec_col, required=fetch is not None)
         source = _cutout_source(
@@ -710,6 +719,8 @@ def annotate_file(
             "output_format": out_format,
             "preprocess": config.to_dict(),
         }
+        if predictor.head.zero_shot:  # only then, so earlier runs' settings stay valid
+            settings["classes_sha256"] = predictor.head.sha256
         stat = input.stat()
         manifest: dict[str, Any] = {
             "version": MANIFEST_VERSION,
@@ -873,6 +884,7 @@ def annotate(
     table: Any,
     *,
     model: Any = "default",
+    classes: Any = None,
     images: Any = None,
     bands: Sequence[str] | str | None = None,
     path_col: str | None = None,
@@ -902,6 +914,8 @@ def annotate(
     ----------
     table : `~astropy.table.Table`
         The catalog, in memory.
+    model, classes :
+        As for `annotate_file`.
     images : str or array-like, optional
         Cutouts in memory: the name of a column of image arrays, or an array of
         shape (n_rows, bands, H, W) (or a sequence of (bands, H, W) arrays) of
@@ -935,7 +949,7 @@ def annotate(
     if chunk_size < 1:
         msg = f"chunk_size must be >= 1, got {chunk_size}"
         raise ValueError(msg)
-    predictor = _predictor(model, device)
+    predictor = _predictor(model, device, classes)
     coords = _coord_columns(table, ra_col, dec_col, required=fetch is not None)
     with tempfile.TemporaryDirectory(prefix="galaxalign-annotate-") as tmp:
         source = _cutout_source(

@@ -12,6 +12,7 @@ import click
 from .options import (
     EXIT_PARTIAL,
     batch_size_option,
+    classes_option,
     common_options,
     device_option,
     fetch_options_from,
@@ -80,6 +81,7 @@ def _explicit(ctx: click.Context, name: str) -> bool:
     help="Fetch: keep the downloaded cutouts here [default: work directory, removed at the end].",
 )
 @model_option
+@classes_option
 @click.option(
     "--prefix",
     default="gxa_",
@@ -189,6 +191,7 @@ def command(**params: Any) -> None:
         "fetch",
         "fetch_dir",
         "embeddings_hdf5",
+        "classes",
     ):
         if params[key] is not None:
             kwargs[key] = params[key]

@@ -12,6 +12,7 @@ import click
 from .options import (
     EXIT_PARTIAL,
     batch_size_option,
+    classes_option,
     common_options,
     fetch_options_from,
     fetch_request_options,
@@ -72,6 +73,7 @@ def _shape(value: str | None) -> tuple[int, ...] | None:
     help="Fetch: keep the downloaded cutouts here, per partition [default: discard].",
 )
 @model_option
+@classes_option
 @click.option("--prefix", default="gxa_", show_default=True, help="Prefix of the added columns.")
 @click.option("--embeddings/--no-embeddings", default=True, show_default=True)
 @batch_size_option
@@ -122,6 +124,7 @@ def command(**params: Any) -> None:
         params["input"],
         params["output"],
         model=params["model"],
+        classes=params["classes"],
         images=params["images"],
         image_shape=_shape(params["image_shape"]),
         bands=params["image_bands"],

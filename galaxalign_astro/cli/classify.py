@@ -9,6 +9,7 @@ import click
 from .options import (
     EXIT_PARTIAL,
     batch_size_option,
+    classes_option,
     common_options,
     device_option,
     model_option,
@@ -36,11 +37,7 @@ __all__ = ["command"]
     default=None,
     help="Loader processes reading cutouts [default: automatic].",
 )
-@click.option(
-    "--classes",
-    type=click.Path(exists=True, dir_okay=False),
-    help="YAML/TOML file of zero-shot classes (descriptions and/or symbols); see docs/guide.md.",
-)
+@classes_option
 @click.option(
     "--embeddings/--no-embeddings",
     default=True,

@@ -65,6 +65,16 @@ def model_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def classes_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--classes FILE``: zero-shot classes instead of the model's own."""
+    return click.option(
+        "--classes",
+        type=click.Path(exists=True, dir_okay=False),
+        help="YAML/TOML file of zero-shot classes (descriptions and/or symbols) to "
+        "classify into instead of the model's own; see docs/guide.md.",
+    )(func)
+
+
 def batch_size_option(func: Callable[..., Any]) -> Callable[..., Any]:
     """``--batch-size``: cutouts per model forward pass."""
     return click.option(

@@ -8,6 +8,7 @@ so memory does not grow with the number of inputs.
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as _dt
 import logging
 import os
@@ -51,27 +52,40 @@ class ClassifySummary:
 
 
 class Predictor:
-    """A loaded model plus its class prototypes, ready to classify prepared images."""
+    """A loaded model plus its class prototypes, ready to classify prepared images.
+
+    ``classes``: None for the model's own classes, or zero-shot classes as a class
+    file path, a `~galaxalign_astro.inference.zeroshot.ClassSet` or a
+    `~galaxalign_astro.inference.zeroshot.ClassHead`.
+    """
 
     def __init__(self, model: Any = "default", *, device: str = "cpu", classes: Any = None) -> None:
         import torch
 
         from ..models.checkpoint import LoadedModel, load_model
-        from .zeroshot import ClassSet, class_set_prototypes, load_class_set
 
         self.loaded: LoadedModel = (
             model if isinstance(model, LoadedModel) else load_model(model, device=device)
         )
         self.device = torch.device(device)
         self.loaded.model.to(self.device).eval()
-        self.class_set: ClassSet | None = None
-        if classes is None:
-            self.class_names = list(self.loaded.spec.class_names)
-            self.prototypes = self.loaded.prototypes().to(self.device)
-        else:
-            self.class_set = classes if isinstance(classes, ClassSet) else load_class_set(classes)
-            self.class_names = self.class_set.names
-            self.prototypes = class_set_prototypes(self.loaded, self.class_set).to(self.device)
+        self._set_classes(classes)
+
+    def _set_classes(self, classes: Any) -> None:
+        import torch
+
+        from .zeroshot import class_head
+
+        self.head = class_head(self.loaded, classes)
+        self.class_names = list(self.head.names)
+        self.prototypes = torch.from_numpy(self.head.prototypes.copy()).to(self.device)
+
+    def with_classes(self, classes: Any) -> Predictor:
+        """A predictor sharing this one's loaded model, classifying into ``classes``
+        (as for the constructor)."""
+        other = copy.copy(self)
+        other._set_classes(classes)
+        return other
 
     @property
     def config(self):
@@ -96,8 +110,9 @@ class Predictor:
         meta = self.loaded.provenance()
         meta["date"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         meta["class_names"] = self.class_names
-        if self.class_set is not None:
-            meta["zero_shot_classes"] = self.class_set.source
+        if self.head.zero_shot:
+            meta["zero_shot_classes"] = self.head.source
+            meta["zero_shot_classes_sha256"] = self.head.sha256
         return meta
 
 

@@ -16,10 +16,17 @@ Descriptions go through the model's own prompt templates, built-in symbol
 families through its own symbol settings, so new classes are encoded exactly
 like the training classes. Prototypes are mixed as in PAPER.md (ours:
 ``alpha`` per file).
+
+A `ClassHead` is what classification compares images with: class names and
+their prototype embeddings. It is plain numbers, so it travels to Dask workers
+instead of the class file and its drawings, and its SHA-256 identifies the classes
+in provenance and in resumable runs.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -28,7 +35,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ClassSet", "ZeroShotClass", "class_set_prototypes", "load_class_set"]
+__all__ = [
+    "ClassHead",
+    "ClassSet",
+    "ZeroShotClass",
+    "class_head",
+    "class_set_prototypes",
+    "load_class_set",
+]
 
 
 @dataclass(frozen=True)
@@ -154,3 +168,54 @@ def class_set_prototypes(loaded, class_set: ClassSet):
         device=text.device,
     )[:, None]
     return torch.nn.functional.normalize(weights * text + (1 - weights) * symbol, dim=-1)
+
+
+@dataclass(frozen=True, eq=False)
+class ClassHead:
+    """Class names and their unit prototype embeddings, shape (n_classes, dim).
+
+    ``source`` is the class file of zero-shot classes, None for the model's own.
+    """
+
+    names: tuple[str, ...]
+    prototypes: np.ndarray
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        protos = np.asarray(self.prototypes, dtype=np.float32)
+        if protos.ndim != 2 or len(protos) != len(self.names):
+            msg = f"prototypes of shape {protos.shape} do not match {len(self.names)} class names"
+            raise ValueError(msg)
+        object.__setattr__(self, "names", tuple(self.names))
+        object.__setattr__(self, "prototypes", protos)
+
+    @property
+    def zero_shot(self) -> bool:
+        return self.source is not None
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the names and the prototypes (float32, C order)."""
+        digest = hashlib.sha256(json.dumps(list(self.names)).encode())
+        digest.update(np.ascontiguousarray(self.prototypes, dtype="<f4").tobytes())
+        return digest.hexdigest()
+
+
+def class_head(loaded, classes: Any = None) -> ClassHead:
+    """The `ClassHead` of a loaded model: its own classes (``classes=None``), or
+    zero-shot ones from a class file path, a `ClassSet` or a ready `ClassHead`."""
+    if isinstance(classes, ClassHead):
+        dim = loaded.model.embed_dim
+        if classes.prototypes.shape[1] != dim:
+            msg = (
+                f"class prototypes have dimension {classes.prototypes.shape[1]}, the model "
+                f"embeds in {dim}"
+            )
+            raise ValueError(msg)
+        return classes
+    if classes is None:
+        protos = loaded.prototypes()
+        return ClassHead(tuple(loaded.spec.class_names), protos.detach().cpu().numpy())
+    class_set = classes if isinstance(classes, ClassSet) else load_class_set(classes)
+    protos = class_set_prototypes(loaded, class_set)
+    return ClassHead(tuple(class_set.names), protos.detach().cpu().numpy(), class_set.source)

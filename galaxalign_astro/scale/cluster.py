@@ -123,6 +123,7 @@ def annotate_rows(
     prefix: str,
     embeddings: bool,
     batch_size: int,
+    classes: Any = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """The added columns of one chunk of rows, computed where this runs (a Dask task).
 
@@ -145,6 +146,9 @@ def annotate_rows(
         (see `~galaxalign_astro.scale.worker_predictor`).
     prefix, embeddings, batch_size :
         As for `~galaxalign_astro.annotate.annotate_file`.
+    classes : `~galaxalign_astro.inference.zeroshot.ClassHead`, optional
+        Zero-shot classes (computed once by the client; see
+        `~galaxalign_astro.scale.worker_predictor`).
 
     Returns
     -------
@@ -156,7 +160,9 @@ def annotate_rows(
     from ..annotate.run import _Annotator, _catalog_radec, _cutout_source
     from .workers import worker_predictor
 
-    predictor = worker_predictor(model, device=device, weights_sha256=weights_sha256)
+    predictor = worker_predictor(
+        model, device=device, weights_sha256=weights_sha256, classes=classes
+    )
     source = _cutout_source(**source_options, coords=coords, preprocess=predictor.config)
     # the Dask workers are the parallelism, and their processes may not fork loaders
     annotator = _Annotator(
@@ -189,6 +195,7 @@ def annotate_chunks(
     prefix: str,
     embeddings: bool,
     batch_size: int,
+    classes: Any = None,
     max_in_flight: int | None = None,
 ) -> Iterator[tuple[int, Any, dict[str, np.ndarray], dict[str, int]]]:
     """Annotate ``(chunk index, rows)`` on the cluster; yield results as they finish.
@@ -227,6 +234,7 @@ def annotate_chunks(
             prefix=prefix,
             embeddings=embeddings,
             batch_size=batch_size,
+            classes=classes,
             key=f"galaxalign-annotate-{run}-{k}",
         )
         pending[future] = (k, table)

@@ -208,6 +208,7 @@ def annotate_hats(
     output: str | os.PathLike[str],
     *,
     model: Any = "default",
+    classes: Any = None,
     images: str | None = None,
     image_shape: Sequence[int] | None = None,
     bands: Sequence[str] | str | None = None,
@@ -243,6 +244,10 @@ def annotate_hats(
     model : str or path-like
         Bundled model name or model directory (on a cluster: a directory every
         worker can read).
+    classes : path-like, ``ClassSet`` or ``ClassHead``, optional
+        Zero-shot classes instead of the model's own, as for
+        `~galaxalign_astro.annotate.annotate_file`; their prototypes are computed
+        here once and sent to the workers.
     images, image_shape, bands, path_col, base_dir, cutouts_dir, id_col, pattern, fetch,
     fetch_options, fetch_dir :
         Where each row's cutout comes from; give exactly one of ``images``,
@@ -308,7 +313,8 @@ def annotate_hats(
     catalog = _open_catalog(input)
     info = catalog.hc_structure.catalog_info
     on_cluster = scheduler is not None or dask_workers is not None
-    predictor = worker_predictor(model, device="cpu" if on_cluster else device)
+    predictor = worker_predictor(model, device="cpu" if on_cluster else device, classes=classes)
+    head = predictor.head if predictor.head.zero_shot else None
     loaded = predictor.loaded
     options: dict[str, Any] = {
         "model": model_key(loaded),
@@ -339,6 +345,8 @@ def annotate_hats(
     from ..annotate.workdir import settings_digest
 
     settings = {k: v for k, v in options.items() if k != "model"}
+    if head is not None:  # only then, so earlier runs' settings stay valid
+        settings["classes_sha256"] = head.sha256
     manifest: dict[str, Any] = {
         "format": _MANIFEST_FORMAT,
         "format_version": 1,
@@ -371,6 +379,7 @@ def annotate_hats(
         meta=meta,
         device=device,
         weights_sha256=loaded.weights_sha256,
+        classes=head,
         **options,
     )
     properties = {

@@ -65,6 +65,7 @@ def annotation_specs(
     prefix: str = DEFAULT_PREFIX,
     embeddings: bool = True,
     device: str = "cpu",
+    classes: Any = None,
 ) -> list[Any]:
     """The `~galaxalign_astro.catalog.ColumnSpec` of each column a partition gains.
 
@@ -74,7 +75,7 @@ def annotation_specs(
     from ..annotate.columns import annotation_columns
     from .workers import worker_predictor
 
-    predictor = worker_predictor(model, device=device)
+    predictor = worker_predictor(model, device=device, classes=classes)
     config = predictor.config
     return annotation_columns(
         predictor.class_names,
@@ -121,6 +122,7 @@ def annotation_meta(
     prefix: str = DEFAULT_PREFIX,
     embeddings: bool = True,
     device: str = "cpu",
+    classes: Any = None,
 ) -> Any:
     """The empty output frame of `annotate_partition`: ``meta`` plus the added columns.
 
@@ -128,7 +130,7 @@ def annotation_meta(
     ----------
     meta : `pandas.DataFrame`
         The input catalog's empty frame (``catalog.meta`` in LSDB).
-    model, prefix, embeddings, device :
+    model, prefix, embeddings, device, classes :
         As for `annotate_partition`.
 
     Returns
@@ -143,7 +145,9 @@ def annotation_meta(
     """
     import pandas as pd
 
-    specs = annotation_specs(model, prefix=prefix, embeddings=embeddings, device=device)
+    specs = annotation_specs(
+        model, prefix=prefix, embeddings=embeddings, device=device, classes=classes
+    )
     _check_clash(meta.columns, specs)
     out = meta.copy()
     for spec in specs:
@@ -276,6 +280,7 @@ def annotate_partition(
     batch_size: int = 64,
     device: str = "cpu",
     weights_sha256: str | None = None,
+    classes: Any = None,
 ) -> Any:
     """Return one catalog partition with the model's columns appended.
 
@@ -314,6 +319,9 @@ def annotate_partition(
         As for `~galaxalign_astro.annotate.annotate`.
     weights_sha256 : str, optional
         Expected weights checksum; a worker that loads other weights fails.
+    classes : `~galaxalign_astro.inference.zeroshot.ClassHead`, optional
+        Zero-shot classes instead of the model's own (a class file path works too,
+        when every worker can read it and its drawings).
 
     Returns
     -------
@@ -330,7 +338,9 @@ def annotate_partition(
     if cutouts_dir is not None and "row" in fields:
         msg = f"cutout file pattern {pattern!r}: {{row}} is not available in a partitioned catalog"
         raise ValueError(msg)
-    predictor = worker_predictor(model, device=device, weights_sha256=weights_sha256)
+    predictor = worker_predictor(
+        model, device=device, weights_sha256=weights_sha256, classes=classes
+    )
     specs = annotation_specs(predictor, prefix=prefix, embeddings=embeddings, device=device)
     _check_clash(partition.columns, specs)
     needed = [path_col, id_col, ra_col, dec_col]

@@ -44,7 +44,13 @@ def model_key(model: Any) -> str:
     return str(resolve_model_path(os.fspath(model)).resolve())
 
 
-def worker_predictor(model: Any, *, device: str = "cpu", weights_sha256: str | None = None) -> Any:
+def worker_predictor(
+    model: Any,
+    *,
+    device: str = "cpu",
+    weights_sha256: str | None = None,
+    classes: Any = None,
+) -> Any:
     """The process's `~galaxalign_astro.inference.Predictor` of ``model``, loaded once.
 
     Parameters
@@ -58,6 +64,10 @@ def worker_predictor(model: Any, *, device: str = "cpu", weights_sha256: str | N
         Expected SHA-256 of the weights: a worker that finds other weights at the
         path (a model directory replaced during a run, or a different copy on a
         worker's disk) raises instead of annotating with them.
+    classes : `~galaxalign_astro.inference.zeroshot.ClassHead`, optional
+        Zero-shot classes to classify into instead of the model's own; the model is
+        still loaded once and shared (a ``ClassHead`` is plain numbers, so it travels
+        to workers without the class file and its drawings).
 
     Returns
     -------
@@ -71,11 +81,14 @@ def worker_predictor(model: Any, *, device: str = "cpu", weights_sha256: str | N
     from ..inference.run import Predictor
 
     key = (model_key(model), str(device))
+    if isinstance(model, Predictor) and model.head.zero_shot and classes is None:
+        classes = model.head
     with _LOCK:
         predictor = _CACHE.get(key)
         if predictor is None:
             if isinstance(model, Predictor):
-                predictor = model
+                # the cache holds the model with its own classes
+                predictor = model.with_classes(None) if model.head.zero_shot else model
             else:
                 log.info("loading model %s on %s in process %d", key[0], device, os.getpid())
                 predictor = Predictor(key[0], device=device)
@@ -89,6 +102,8 @@ def worker_predictor(model: Any, *, device: str = "cpu", weights_sha256: str | N
             "worker must see the same model directory"
         )
         raise ValueError(msg)
+    if classes is not None:
+        return predictor.with_classes(classes)
     return predictor
 
 

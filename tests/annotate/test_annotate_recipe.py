@@ -23,6 +23,16 @@ def test_shipped_recipe_declares_the_four_steps():
     assert len(Table.read(kwargs["input"])) >= 20
 
 
+def test_recipe_classes_file_is_relative_to_the_recipe(tmp_path):
+    (tmp_path / "jobs").mkdir()
+    recipe = tmp_path / "jobs" / "rings.toml"
+    recipe.write_text(
+        '[input]\ncatalog = "cat.fits"\n[cutouts]\ndir = "cut"\n'
+        '[classify]\nclasses = "rings.yaml"\n[write]\noutput = "o.fits"\n'
+    )
+    assert load_recipe(recipe).kwargs["classes"] == str(tmp_path / "jobs" / "rings.yaml")
+
+
 def test_recipe_errors_name_the_file(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[input]\ncatalog = "x.fits"\n[write]\noutput = "o.fits"\n[fetch]\nsurvy = 1\n')

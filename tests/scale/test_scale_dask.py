@@ -65,6 +65,26 @@ def test_cluster_run_gives_the_single_process_catalog(
     assert len(cached_models()) == 1
 
 
+def test_zero_shot_classes_on_a_cluster(
+    sky_catalog, reference, scale_predictor, thread_client, tmp_path
+):
+    # (the reference fixture writes the input catalog)
+    folder, _ = sky_catalog
+    classes = tmp_path / "classes.toml"
+    classes.write_text(
+        '[[classes]]\nname = "Disk"\ndescriptions = ["a thin edge-on disk galaxy"]\n'
+        '[[classes]]\nname = "Ball"\nsymbols = ["round_smooth"]\n'
+    )
+    single, dask = tmp_path / "single.fits", tmp_path / "dask.fits"
+    run(folder, single, scale_predictor, classes=classes)
+    run(folder, dask, scale_predictor, classes=classes, scheduler=thread_client)
+    result = Table.read(dask, mask_invalid=False)
+    same_tables(result, Table.read(single, mask_invalid=False))
+    ok = result["gxa_status"] == "ok"
+    assert set(result["gxa_class_name"][ok]) <= {"Disk", "Ball"}
+    assert result["gxa_probs"].shape == (N_ROWS, 2)
+
+
 def test_local_worker_processes(sky_catalog, reference, micro_model, tmp_path):
     folder, _ = sky_catalog
     out = tmp_path / "procs.fits"

@@ -85,6 +85,45 @@ def test_annotate_hats_on_a_cluster_matches_annotate(
     assert len(cached_models()) == 1
 
 
+ZERO_SHOT = """classes:
+  - name: Disk
+    descriptions: [a thin edge-on disk galaxy]
+    symbols: [edge_on_no_bulge]
+  - name: Ball
+    descriptions: [a smooth round ball of old red stars]
+"""
+
+
+def test_zero_shot_classes_on_a_cluster_match_annotate(
+    hats_input, sky_catalog, scale_predictor, micro_model, thread_client, tmp_path
+):
+    # the class file is read once here; its prototypes travel to the workers
+    (tmp_path / "classes.yaml").write_text(ZERO_SHOT)
+    _, table = sky_catalog
+    cubes = np.stack([cutout_cube(i) for i in range(len(table))])
+    classes = tmp_path / "classes.yaml"
+    reference = annotate(
+        table, model=scale_predictor, classes=classes, images=cubes, bands="grz", batch_size=8
+    )
+    clear_predictors()
+    out = tmp_path / "gxa"
+    summary = annotate_hats(
+        hats_input,
+        out,
+        model=micro_model,
+        classes=classes,
+        images="image",
+        bands="grz",
+        batch_size=8,
+        scheduler=thread_client,
+    )
+    assert summary.n_ok == N_ROWS and set(summary.class_counts) <= {"Disk", "Ball"}
+    result = lsdb.open_catalog(out).compute()
+    assert_rows_match(result, reference)
+    assert np.stack(result["gxa_probs"].to_numpy()).shape == (N_ROWS, 2)
+    assert len(cached_models()) == 1
+
+
 def test_path_column_in_one_process(
     hats_input, sky_catalog, scale_predictor, micro_model, tmp_path
 ):

@@ -9,8 +9,12 @@ dimensions, ``TUNITn``, ``TNULLn`` for integer columns, the metadata cards of
 `fits_header_cards`, and the astropy serialized-columns block (``COMMENT`` cards)
 that gives `~astropy.table.Table.read` the full descriptions and metadata values.
 Rows are appended as big-endian records chunk by chunk; `close` writes the final
-row count into the ``NAXIS2`` card (whose size does not change) and pads the data
-to a multiple of 2880 bytes.
+row count into the ``NAXIS2`` card (whose size does not change), pads the data
+to a multiple of 2880 bytes, and fills in the ``DATASUM`` and ``CHECKSUM`` cards
+of both HDUs (FITS checksum convention, computed by astropy from the memory-mapped
+file; the cards are reserved in the headers from the start, so the header size
+does not change and nothing is rewritten). ``fitsverify`` and
+``fits.open(path, checksum=True)`` check them.
 
 Text is stored as ASCII (``nA``); other characters are replaced by ``?``, with one
 logged warning per column (ours). Header cards hold ASCII approximations of
@@ -118,6 +122,7 @@ def fits_header(columns: tuple[ColumnSpec, ...], meta: dict) -> fits.Header:
         if spec.dtype[0] in "iu":
             header.append((f"TNULL{i}", int(spec.null), "value of missing entries"))
     header.append(("EXTNAME", EXTNAME, "name of this HDU"))
+    _reserve_checksum_cards(header)
     cards = fits_header_cards(meta)
     if any(len(card.image) > 80 for card in cards):  # fitsverify wants it declared
         header.append(("LONGSTRN", "OGIP 1.0", "CONTINUE long-string convention used"))
@@ -128,12 +133,20 @@ def fits_header(columns: tuple[ColumnSpec, ...], meta: dict) -> fits.Header:
     return header
 
 
+def _reserve_checksum_cards(header: fits.Header) -> None:
+    """Placeholders that astropy's ``add_checksum`` fills in place once the file is
+    complete."""
+    header.append(("CHECKSUM", "0" * 16, "HDU checksum"))
+    header.append(("DATASUM", "0", "data unit checksum"))
+
+
 def _primary_header() -> fits.Header:
     header = fits.Header()
     header.append(("SIMPLE", True, "conforms to FITS standard"))
     header.append(("BITPIX", 8, "array data type"))
     header.append(("NAXIS", 0, "number of array dimensions"))
     header.append(("EXTEND", True, "extensions follow"))
+    _reserve_checksum_cards(header)
     header.append(("COMMENT", f"catalog table in extension {EXTNAME}"))
     return header
 
@@ -173,3 +186,6 @@ class FitsCatalogWriter(CatalogWriter):
         fh.seek(self._table_start + self._naxis2_offset)
         fh.write(fits.Card("NAXIS2", self._rows, "number of rows").image.encode("ascii"))
         fh.close()
+        with fits.open(self._tmp, mode="update", memmap=True) as hdul:
+            for hdu in hdul:
+                hdu.add_checksum()

@@ -184,6 +184,27 @@ def test_fits_output_passes_fitsverify(tmp_path):
     assert summary.groups() == ("0", "0"), result.stdout
 
 
+def test_fits_checksums_are_filled_in_without_rewriting(tmp_path):
+    path = tmp_path / "cat.fits"
+    rng = np.random.default_rng(0)
+    with open_writer(path, COLUMNS, meta=make_meta()) as writer:
+        writer.write(make_chunk(rng, 0, 50))
+        streamed = writer._data_start  # header bytes as written before any row
+    with fits.open(path, checksum=True) as hdul:  # verifies both HDUs
+        for hdu in hdul:
+            assert hdu.verify_checksum() == 1 and hdu.verify_datasum() == 1
+            assert hdu.header["CHECKSUM"] != "0" * 16
+        assert hdul[1].header["DATASUM"] != "0"
+        # the reserved cards were filled in place: headers kept their size
+        assert hdul[1]._data_offset == streamed
+    # a changed byte in the data is detected
+    raw = bytearray(path.read_bytes())
+    raw[streamed + 3] ^= 0xFF
+    (tmp_path / "bad.fits").write_bytes(bytes(raw))
+    with fits.open(tmp_path / "bad.fits") as hdul:
+        assert hdul[1].verify_datasum() == 0
+
+
 def test_fits_header_describes_columns_and_provenance(tmp_path):
     path = tmp_path / "cat.fits"
     write_chunks(path)

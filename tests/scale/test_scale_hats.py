@@ -62,29 +62,6 @@ def image_reference(sky_catalog, scale_predictor):
     return annotate(table, model=scale_predictor, images=cubes, bands="grz", batch_size=8)
 
 
-def test_annotate_hats_on_a_cluster_matches_annotate(
-    hats_input, image_reference, micro_model, thread_client, tmp_path
-):
-    clear_predictors()
-    out = tmp_path / "gxa"
-    summary = annotate_hats(
-        hats_input,
-        out,
-        model=micro_model,
-        images="image",
-        bands="grz",
-        batch_size=8,
-        scheduler=thread_client,
-    )
-    assert (summary.n_rows, summary.n_ok, summary.n_partitions) == (N_ROWS, N_ROWS, 13)
-    result = lsdb.open_catalog(out).compute()
-    # every input column kept, the model's appended after them
-    assert list(result.columns) == ["objid", "ra", "dec", "mag", "file", "image", "flat", *ADDED]
-    assert_rows_match(result, image_reference)
-    # 13 partitions on two in-process workers and the driver: one model load in all
-    assert len(cached_models()) == 1
-
-
 ZERO_SHOT = """classes:
   - name: Disk
     descriptions: [a thin edge-on disk galaxy]
@@ -94,17 +71,20 @@ ZERO_SHOT = """classes:
 """
 
 
-def test_zero_shot_classes_on_a_cluster_match_annotate(
-    hats_input, sky_catalog, scale_predictor, micro_model, thread_client, tmp_path
-):
-    # the class file is read once here; its prototypes travel to the workers
-    (tmp_path / "classes.yaml").write_text(ZERO_SHOT)
-    _, table = sky_catalog
-    cubes = np.stack([cutout_cube(i) for i in range(len(table))])
-    classes = tmp_path / "classes.yaml"
-    reference = annotate(
-        table, model=scale_predictor, classes=classes, images=cubes, bands="grz", batch_size=8
-    )
+@pytest.mark.parametrize("zero_shot", [False, True], ids=["model-classes", "zero-shot"])
+def test_annotate_hats_on_a_cluster_matches_annotate(
+    zero_shot, hats_input, image_reference, sky_catalog, scale_predictor, micro_model,
+    thread_client, tmp_path
+):  # fmt: skip
+    classes, reference = None, image_reference
+    if zero_shot:  # the class file is read once here; its prototypes travel to the workers
+        classes = tmp_path / "classes.yaml"
+        classes.write_text(ZERO_SHOT)
+        cubes = np.stack([cutout_cube(i) for i in range(N_ROWS)])
+        reference = annotate(
+            sky_catalog[1], model=scale_predictor, classes=classes, images=cubes, bands="grz",
+            batch_size=8,
+        )  # fmt: skip
     clear_predictors()
     out = tmp_path / "gxa"
     summary = annotate_hats(
@@ -117,10 +97,15 @@ def test_zero_shot_classes_on_a_cluster_match_annotate(
         batch_size=8,
         scheduler=thread_client,
     )
-    assert summary.n_ok == N_ROWS and set(summary.class_counts) <= {"Disk", "Ball"}
+    assert (summary.n_rows, summary.n_ok, summary.n_partitions) == (N_ROWS, N_ROWS, 13)
+    names = {"Disk", "Ball"} if zero_shot else set(scale_predictor.class_names)
+    assert set(summary.class_counts) <= names
     result = lsdb.open_catalog(out).compute()
+    # every input column kept, the model's appended after them
+    assert list(result.columns) == ["objid", "ra", "dec", "mag", "file", "image", "flat", *ADDED]
     assert_rows_match(result, reference)
-    assert np.stack(result["gxa_probs"].to_numpy()).shape == (N_ROWS, 2)
+    assert np.stack(result["gxa_probs"].to_numpy()).shape == (N_ROWS, len(names))
+    # 13 partitions on two in-process workers and the driver: one model load in all
     assert len(cached_models()) == 1
 
 

@@ -40,6 +40,7 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import faiss
@@ -204,44 +205,37 @@ def run_dim(d: int, args: argparse.Namespace) -> None:
         row(f"ivf nprobe={nprobe}{mark}", build, single, batch, recall(found, truth), "")
     ivf.params.nprobe = chosen
     if faiss.omp_get_max_threads() > 1:
-        # a lone query with its inverted lists split over the threads (what search
-        # does) against faiss's default of one query per thread, alternating
+        # a lone query with its inverted lists split over the threads against faiss's
+        # default of one query per thread, alternating; search picks the split for
+        # long scans only (index_module._SPLIT_MIN_CODES)
         ivf_search = functools.partial(ivf.search, k=k)
 
-        def one_per_thread(q: np.ndarray) -> tuple:
-            saved, index_module._IMPLEM_SPLIT_LISTS = (
-                index_module._IMPLEM_SPLIT_LISTS,
-                index_module._IMPLEM_DEFAULT,
-            )
-            try:
-                return ivf_search(q)
-            finally:
-                index_module._IMPLEM_SPLIT_LISTS = saved
+        def forced(split: bool) -> Callable[[np.ndarray], tuple]:
+            def search(q: np.ndarray) -> tuple:
+                saved = index_module._SPLIT_MIN_CODES, index_module._IMPLEM_SPLIT_LISTS
+                index_module._SPLIT_MIN_CODES = 0
+                if not split:
+                    index_module._IMPLEM_SPLIT_LISTS = index_module._IMPLEM_DEFAULT
+                try:
+                    return ivf_search(q)
+                finally:
+                    index_module._SPLIT_MIN_CODES, index_module._IMPLEM_SPLIT_LISTS = saved
 
-        pair = interleaved(
-            {"split": ivf_search, "default": one_per_thread},
-            q_eval,
-            args,
-        )
-        row(
-            f"ivf nprobe={chosen}, split",
-            build,
-            *pair["split"][:2],
-            recall(pair["split"][2], truth[: args.batch]),
-            "",
-        )
-        row(
-            f"ivf nprobe={chosen}, 1/thread",
-            build,
-            *pair["default"][:2],
-            recall(pair["default"][2], truth[: args.batch]),
-            "",
-        )
+            return search
+
+        pair = interleaved({"split": forced(True), "default": forced(False)}, q_eval, args)
+        for name, label in (("split", "split"), ("default", "1/thread")):
+            found = pair[name][2]
+            rec = recall(found, truth[: args.batch])
+            row(f"ivf nprobe={chosen}, {label}", build, *pair[name][:2], rec, "")
+        codes = chosen * n / nlist
+        picked = "split" if codes >= index_module._SPLIT_MIN_CODES else "1/thread"
         print(
             "single query, lists split over threads / one query per thread: "
-            f"{pair['split'][0] / pair['default'][0]:.2f} (< 1: split faster)"
+            f"{pair['split'][0] / pair['default'][0]:.2f} (< 1: split faster); "
+            f"search uses {picked} here ({codes:,.0f} codes scanned)"
         )
-        del ivf_search, one_per_thread, pair
+        del ivf_search, pair
     print(rss())
 
     if args.hnsw:

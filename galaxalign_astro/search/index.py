@@ -13,8 +13,8 @@ Three kinds share one interface:
     fast-scan codes (one 4-bit code per two dimensions); the ``rerank_factor * k``
     best candidates are re-scored exactly against the stored vectors, so returned
     scores are exact cosines (ours). Fewer queries than faiss has threads (a single
-    interactive query) are scanned with the inverted lists split across the threads;
-    larger batches with one query per thread.
+    interactive query) that scan many codes are scanned with the inverted lists
+    split across the threads; batches and short scans one query per thread.
 ``"hnsw"``
     faiss HNSW graph over the full vectors (``IndexHNSWFlat``); scores are exact.
 
@@ -92,6 +92,10 @@ _TUNE_ROWS = 200
 #: per thread); the results are identical
 _IMPLEM_SPLIT_LISTS = 14
 _IMPLEM_DEFAULT = 0
+#: a lone query's lists are split over the threads when it scans at least this many
+#: codes (``nprobe`` times the mean list length); below, starting the threads costs
+#: more than they save (crossover measured near 30,000 codes, 2 cores, d=256)
+_SPLIT_MIN_CODES = 50_000
 #: with single-threaded BLAS, exact search of at most this many queries uses faiss's
 #: kernel (faster there), everything else numpy BLAS
 _FAISS_MAX_QUERIES = 4
@@ -750,9 +754,11 @@ class EmbeddingIndex:
         self._faiss.nprobe = max(1, min(int(nprobe), self._faiss.nlist))
         threads = _import_faiss().omp_get_max_threads()
         # one query per thread leaves threads idle for a single query: split its lists
-        # instead (measured on 2 cores, 1M x 256-d: 6.1 -> 3.6 ms; batches of 2+ are
-        # faster the default way, see benchmarks/search_latency.py)
-        split = 1 < threads and len(q) < threads
+        # instead when the scan is long (measured on 2 cores, 1M x 256-d, nprobe 896 of
+        # 1024: 6.6 -> 4.4 ms; batches of 2+ and short scans are faster the default
+        # way, see benchmarks/search_latency.py and docs/search_index.md)
+        codes = self._faiss.nprobe * self._faiss.ntotal / max(1, self._faiss.nlist)
+        split = 1 < threads and len(q) < threads and codes >= _SPLIT_MIN_CODES
         self._faiss.implem = _IMPLEM_SPLIT_LISTS if split else _IMPLEM_DEFAULT
         n_cand = min(max(k, p.rerank_factor * k), len(self))
         _, cand = self._faiss.search(q, n_cand)

@@ -27,11 +27,20 @@ MAP_METHODS = ("auto", "umap", "pca")
 
 
 def _umap_available() -> bool:
-    try:
-        import umap  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    import importlib.util
+
+    return importlib.util.find_spec("umap") is not None
+
+
+def _import_umap() -> Any:
+    # umap-learn warns at import that its optional TensorFlow part is unavailable;
+    # that part is not used here
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ImportWarning)
+        import umap
+    return umap
 
 
 def project_embeddings(
@@ -66,10 +75,13 @@ def project_embeddings(
         if not _umap_available():
             msg = "method 'umap' needs the umap-learn package (pip install umap-learn)"
             raise ValueError(msg)
-        import umap
-
+        umap = _import_umap()
         reducer = umap.UMAP(
-            n_components=2, metric="cosine", random_state=seed, n_neighbors=min(15, len(x) - 1)
+            n_components=2,
+            metric="cosine",
+            random_state=seed,  # reproducible maps; UMAP then runs on one thread
+            n_jobs=1,
+            n_neighbors=min(15, len(x) - 1),
         )
         return np.asarray(reducer.fit_transform(x)), "UMAP (cosine)"
     centred = x - x.mean(axis=0)

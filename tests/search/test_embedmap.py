@@ -59,8 +59,26 @@ def test_pca_projection_separates_clusters():
         project_embeddings(x[:2])
 
 
-@pytest.mark.skipif(HAVE_UMAP, reason="umap-learn is installed")
-def test_umap_without_umap_learn_is_a_clear_error():
+@pytest.mark.skipif(not HAVE_UMAP, reason="umap-learn is not installed")
+def test_umap_projection_separates_clusters(recwarn):
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=32), rng.normal(size=32)
+    x = np.concatenate([a + 0.1 * rng.normal(size=(40, 32)), b + 0.1 * rng.normal(size=(40, 32))])
+    coords, method = project_embeddings(x, method="auto", seed=1)
+    assert coords.shape == (80, 2) and method == "UMAP (cosine)"
+    # every point is nearer its own cluster's centre than the other one's
+    centres = np.stack([coords[:40].mean(axis=0), coords[40:].mean(axis=0)])
+    nearest = np.argmin(np.linalg.norm(coords[:, None] - centres[None], axis=2), axis=1)
+    np.testing.assert_array_equal(nearest, np.repeat([0, 1], 40))
+    # the same seed draws the same map, without warnings from umap-learn
+    np.testing.assert_allclose(project_embeddings(x, method="umap", seed=1)[0], coords)
+    assert not recwarn.list
+
+
+def test_umap_without_umap_learn_is_a_clear_error(monkeypatch):
+    from galaxalign_astro.search import embedmap
+
+    monkeypatch.setattr(embedmap, "_umap_available", lambda: False)
     with pytest.raises(ValueError, match="umap-learn"):
         project_embeddings(np.eye(5), method="umap")
     assert project_embeddings(np.eye(5) + 0.1, method="auto")[1].startswith("PCA")

@@ -45,3 +45,24 @@ def test_toml_class_file_and_errors(tmp_path):
     dup.write_text("classes:\n  - {name: A, descriptions: [x]}\n  - {name: A, descriptions: [y]}\n")
     with pytest.raises(ValueError, match="unique"):
         load_class_set(dup)
+
+
+def test_class_head_travels_to_other_processes(micro_model, tmp_path):
+    # a Dask worker process gets the head pickled: names, prototypes and identity survive
+    import pickle
+
+    from galaxalign_astro.inference import Predictor
+
+    (tmp_path / "c.toml").write_text(
+        '[[classes]]\nname = "Ring"\ndescriptions = ["a ring galaxy"]\n'
+        '[[classes]]\nname = "Disk"\nsymbols = ["edge_on_no_bulge"]\n'
+    )
+    predictor = Predictor(micro_model, classes=tmp_path / "c.toml")
+    head = pickle.loads(pickle.dumps(predictor.head))
+    assert head.names == ("Ring", "Disk") and head.zero_shot
+    assert head.sha256 == predictor.head.sha256
+    other = Predictor(micro_model).with_classes(head)
+    assert other.class_names == ["Ring", "Disk"]
+    np.testing.assert_array_equal(other.prototypes.numpy(), predictor.prototypes.numpy())
+    with pytest.raises(ValueError, match="do not match"):
+        type(head)(("a",), head.prototypes)

@@ -21,37 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-from astropy.io import fits
-
-
-def write_cutouts(folder: Path, n: int, size: int) -> list[str]:
-    rng = np.random.default_rng(0)
-    y, x = np.mgrid[:size, :size] - (size - 1) / 2
-    paths = []
-    for i in range(n):
-        q = rng.uniform(0.2, 1.0)
-        blob = np.exp(-0.5 * ((x / 12) ** 2 + (y / (12 * q)) ** 2))
-        cube = (blob[None] * [[[0.5]], [[1.0]], [[1.5]]]).astype(np.float32)
-        cube += rng.normal(0, 0.003, cube.shape).astype(np.float32)
-        h = fits.Header()
-        h.update(
-            CTYPE1="RA---TAN",
-            CTYPE2="DEC--TAN",
-            CRVAL1=150.0,
-            CRVAL2=2.0,
-            CRPIX1=size / 2 + 0.5,
-            CRPIX2=size / 2 + 0.5,
-            CD1_1=-0.262 / 3600,
-            CD1_2=0.0,
-            CD2_1=0.0,
-            CD2_2=0.262 / 3600,
-            BANDS="grz",
-        )
-        path = folder / f"c{i:06d}.fits"
-        fits.PrimaryHDU(cube, h).writeto(path)
-        paths.append(str(path))
-    return paths
+from _cutouts import write_cutouts  # benchmarks/_cutouts.py (scripts run from here)
 
 
 def main() -> None:

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
-from http.server import ThreadingHTTPServer
 
 import astropy.units as u
 import numpy as np
 import pytest
 from astropy.table import Table
 
-from galaxalign_astro.fetch import conf
 from tests.cutout_factory import galaxy_cube, write_cube
-from tests.fetch.fake_services import FakeSurveyServer, Handler
+from tests.fetch.fake_services import hermetic_fetch, serve_fake_surveys
 
 #: rows of the test catalog; row MISSING has no cutout file
 N_ROWS = 14
@@ -74,34 +71,14 @@ def catalog(tmp_path):
 @pytest.fixture
 def survey_server():
     """The local fake survey services of tests/fetch (one per test)."""
-    state = FakeSurveyServer()
-    handler = type("BoundHandler", (Handler,), {"server_state": state})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
-    state.httpd = httpd
-    thread = threading.Thread(
-        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
+    with serve_fake_surveys() as state:
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture(autouse=True)
 def _hermetic_fetch(tmp_path, monkeypatch):
     """No service URL from the environment, no cache in the home directory."""
-    for name in (
-        "GALAXALIGN_ASTRO_LEGACYSURVEY_URL",
-        "GALAXALIGN_ASTRO_SDSS_URL",
-        "GALAXALIGN_ASTRO_HIPS2FITS_URL",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    with conf.set_temp("cache_dir", str(tmp_path / "default-cache")):
+    with hermetic_fetch(tmp_path / "default-cache", monkeypatch):
         yield
 
 

@@ -2,46 +2,21 @@
 
 from __future__ import annotations
 
-import threading
-from http.server import ThreadingHTTPServer
-
 import pytest
 
-from galaxalign_astro.fetch import conf
-
-from .fake_services import FakeSurveyServer, Handler
+from .fake_services import hermetic_fetch, serve_fake_surveys
 
 
 @pytest.fixture
 def survey_server():
-    state = FakeSurveyServer()
-    handler = type("BoundHandler", (Handler,), {"server_state": state})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
-    state.httpd = httpd
-    thread = threading.Thread(
-        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
+    with serve_fake_surveys() as state:
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture(autouse=True)
 def _hermetic_fetch(tmp_path, monkeypatch):
     """No service URL from the environment, no cache in the home directory."""
-    for name in (
-        "GALAXALIGN_ASTRO_LEGACYSURVEY_URL",
-        "GALAXALIGN_ASTRO_SDSS_URL",
-        "GALAXALIGN_ASTRO_HIPS2FITS_URL",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    with conf.set_temp("cache_dir", str(tmp_path / "default-cache")):
+    with hermetic_fetch(tmp_path / "default-cache", monkeypatch):
         yield
 
 

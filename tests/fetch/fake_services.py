@@ -1,7 +1,7 @@
 """A local stand-in for the survey services, with fault injection.
 
-The `survey_server` fixture (conftest.py) runs an HTTP server on 127.0.0.1 (ephemeral port) in a
-thread. Under the path prefix ``/mirror`` it answers like
+`serve_fake_surveys` (used by the `survey_server` fixtures) runs an HTTP server on
+127.0.0.1 (ephemeral port) in a thread. Under the path prefix ``/mirror`` it answers like
 
 - the Legacy Surveys viewer: ``/viewer/fits-cutout`` -> a (bands, N, N)
   cube with a TAN WCS centred on the requested position;
@@ -20,13 +20,16 @@ fake survey. Faults are queued per service with ``server.inject(kind, ...)``.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import io
 import json
+import os
 import re
 import threading
 import time
 import zlib
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -348,3 +351,40 @@ def sdss_field(ra: float, dec: float) -> int:
 
 def json_error() -> dict[str, str]:
     return json.loads((DATA / "hips2fits_error.json").read_text())
+
+
+@contextlib.contextmanager
+def serve_fake_surveys() -> Iterator[FakeSurveyServer]:
+    """Run the fake services on 127.0.0.1 in a thread; yield their state."""
+    state = FakeSurveyServer()
+    handler = type("BoundHandler", (Handler,), {"server_state": state})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    state.httpd = httpd
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+@contextlib.contextmanager
+def hermetic_fetch(cache_dir: str | os.PathLike[str], monkeypatch: Any) -> Iterator[None]:
+    """No service URL from the environment, no proxy for 127.0.0.1, and the default
+    download cache in ``cache_dir`` instead of the home directory."""
+    from galaxalign_astro.fetch import conf
+
+    for name in (
+        "GALAXALIGN_ASTRO_LEGACYSURVEY_URL",
+        "GALAXALIGN_ASTRO_SDSS_URL",
+        "GALAXALIGN_ASTRO_HIPS2FITS_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    with conf.set_temp("cache_dir", str(cache_dir)):
+        yield

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import threading
-from http.server import ThreadingHTTPServer
-
 import numpy as np
 import pytest
 from astropy.table import Table
 
 from galaxalign_astro.annotate import annotate, annotate_file
-from galaxalign_astro.fetch import conf
 from galaxalign_astro.scale import annotate_hats
 from galaxalign_astro.scale.hats import _import_lsdb
-from tests.fetch.fake_services import FakeSurveyServer, Handler
+from tests.fetch.fake_services import hermetic_fetch, serve_fake_surveys
 
 from .conftest import N_ROWS
 
@@ -23,29 +19,14 @@ ADDED = ("gxa_class_id", "gxa_class_prob", "gxa_probs", "gxa_embedding", "gxa_se
 @pytest.fixture
 def survey_server():
     """The local fake survey services of tests/fetch (one per test)."""
-    state = FakeSurveyServer()
-    handler = type("BoundHandler", (Handler,), {"server_state": state})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
-    state.httpd = httpd
-    thread = threading.Thread(
-        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
+    with serve_fake_surveys() as state:
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture
 def fetch_options(survey_server, tmp_path, monkeypatch):
     """Client options pointing at the fake server; no cache shared between runs."""
-    monkeypatch.delenv("GALAXALIGN_ASTRO_LEGACYSURVEY_URL", raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    with conf.set_temp("cache_dir", str(tmp_path / "default-cache")):
+    with hermetic_fetch(tmp_path / "default-cache", monkeypatch):
         yield {
             "base_url": survey_server.url,
             "size": 48,

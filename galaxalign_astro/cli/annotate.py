@@ -19,6 +19,7 @@ from .options import (
     fetch_request_options,
     model_option,
     overwrite_option,
+    path_col_options,
 )
 
 __all__ = ["command"]
@@ -48,12 +49,7 @@ def _explicit(ctx: click.Context, name: str) -> bool:
 @click.option("--hdf5-path", help="Dataset of an HDF5 CATALOG [default: catalog, or the only one].")
 @click.option("--ra-col", help="RA column [default: first of ra, RA, ra_deg, RAJ2000, ...].")
 @click.option("--dec-col", help="Dec column [default: first of dec, DEC, dec_deg, DEJ2000, ...].")
-@click.option("--path-col", help="Cutouts: column of cutout file paths.")
-@click.option(
-    "--base-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Start of relative paths in --path-col [default: current directory].",
-)
+@path_col_options
 @click.option(
     "--cutouts",
     "cutouts_dir",

@@ -18,6 +18,7 @@ from .options import (
     fetch_request_options,
     model_option,
     overwrite_option,
+    path_col_options,
 )
 
 __all__ = ["command"]
@@ -47,12 +48,7 @@ def _shape(value: str | None) -> tuple[int, ...] | None:
 @click.option("--images", help="Cutouts: column of image arrays (bands, H, W) in fluxes.")
 @click.option("--image-shape", help="Shape of one image when --images holds flat lists: 3,64,64.")
 @click.option("--image-bands", help="Band letters of the --images planes, e.g. grz.")
-@click.option("--path-col", help="Cutouts: column of cutout file paths.")
-@click.option(
-    "--base-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Start of relative paths in --path-col [default: current directory].",
-)
+@path_col_options
 @click.option(
     "--cutouts",
     "cutouts_dir",

@@ -12,6 +12,7 @@ from .options import (
     classes_option,
     common_options,
     device_option,
+    loader_workers_option,
     model_option,
     overwrite_option,
 )
@@ -31,12 +32,7 @@ __all__ = ["command"]
 @model_option
 @batch_size_option
 @device_option
-@click.option(
-    "--workers",
-    type=click.IntRange(0),
-    default=None,
-    help="Loader processes reading cutouts [default: automatic].",
-)
+@loader_workers_option
 @classes_option
 @click.option(
     "--embeddings/--no-embeddings",

@@ -11,6 +11,7 @@ from .options import (
     batch_size_option,
     common_options,
     device_option,
+    loader_workers_option,
     overwrite_option,
 )
 
@@ -104,12 +105,7 @@ def _merge(catalog, given):
 )
 @batch_size_option
 @device_option
-@click.option(
-    "--workers",
-    type=click.IntRange(0),
-    default=None,
-    help="Loader processes reading cutouts [default: automatic].",
-)
+@loader_workers_option
 @overwrite_option
 @common_options
 def command(

@@ -65,6 +65,26 @@ def model_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def loader_workers_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--workers N``: DataLoader processes reading and preparing cutouts."""
+    return click.option(
+        "--workers",
+        type=click.IntRange(0),
+        default=None,
+        help="Loader processes reading cutouts [default: automatic].",
+    )(func)
+
+
+def path_col_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--path-col COL`` and ``--base-dir DIR``: cutout files named in a catalog column."""
+    func = click.option(
+        "--base-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Start of relative paths in --path-col [default: current directory].",
+    )(func)
+    return click.option("--path-col", help="Cutouts: column of cutout file paths.")(func)
+
+
 def classes_option(func: Callable[..., Any]) -> Callable[..., Any]:
     """``--classes FILE``: zero-shot classes instead of the model's own."""
     return click.option(

@@ -90,6 +90,21 @@ def micro_model(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def sources_model(micro_model, tmp_path_factory):
+    """The micro model with the photutils source steps switched on in its preprocessing."""
+    import json
+    import shutil
+
+    folder = tmp_path_factory.mktemp("models") / "micro-sources"
+    shutil.copytree(micro_model, folder)
+    spec_path = folder / "galaxalign.json"
+    spec = json.loads(spec_path.read_text())
+    spec["preprocess"]["sources"] = {}
+    spec_path.write_text(json.dumps(spec))
+    return folder
+
+
 @pytest.fixture
 def cutout_dir(tmp_path):
     """Five good Legacy-Survey-like cutouts of 64 px."""

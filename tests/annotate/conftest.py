@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-
 import astropy.units as u
 import numpy as np
 import pytest
@@ -24,18 +21,6 @@ def micro_predictor(micro_model):
     from galaxalign_astro.inference import Predictor
 
     return Predictor(micro_model)
-
-
-@pytest.fixture(scope="session")
-def sources_model(micro_model, tmp_path_factory):
-    """The micro model with the photutils source steps switched on in its preprocessing."""
-    folder = tmp_path_factory.mktemp("models") / "micro-sources"
-    shutil.copytree(micro_model, folder)
-    spec_path = folder / "galaxalign.json"
-    spec = json.loads(spec_path.read_text())
-    spec["preprocess"]["sources"] = {}
-    spec_path.write_text(json.dumps(spec))
-    return folder
 
 
 def catalog_table(n: int = N_ROWS) -> Table:

@@ -84,18 +84,3 @@ def hats_input(sky_catalog, tmp_path_factory):
     catalog.write_catalog(path, progress_bar=False)
     assert len(catalog.get_healpix_pixels()) == 13
     return path
-
-
-@pytest.fixture(scope="module")
-def sources_model(micro_model, tmp_path_factory):
-    """The micro model with the photutils source steps switched on in its preprocessing."""
-    import json
-    import shutil
-
-    folder = tmp_path_factory.mktemp("models") / "micro-sources"
-    shutil.copytree(micro_model, folder)
-    spec_path = folder / "galaxalign.json"
-    spec = json.loads(spec_path.read_text())
-    spec["preprocess"]["sources"] = {}
-    spec_path.write_text(json.dumps(spec))
-    return folder

@@ -7,7 +7,6 @@ import gzip
 import html
 import json
 import re
-import warnings
 
 import numpy as np
 from astropy.io import fits
@@ -93,17 +92,27 @@ def parse_fits_bytes(content: bytes, *, source: str) -> fits.HDUList:
             f"{_FITS_BLOCK})"
         )
         raise TruncatedResponseError(msg)
+    # No warnings.catch_warnings()/simplefilter("error") here: the filters are global to
+    # the process, and fetches run in threads (Dask workers, loader pools), so turning
+    # warnings into errors here would turn every other thread's warnings into errors too.
+    # A damaged body is caught by astropy's exceptions and by the size check below.
     try:
-        with warnings.catch_warnings():
-            # a damaged file shows up as warnings from astropy; make them errors here
-            warnings.simplefilter("error")
-            hdul = fits.HDUList.fromstring(content)
-            for hdu in hdul:
-                _ = hdu.data
-    except (OSError, ValueError, TypeError, IndexError, Warning) as exc:
+        hdul = fits.HDUList.fromstring(content)
+        for hdu in hdul:
+            _ = hdu.data
+            _check_data_present(hdu, len(content))
+    except (OSError, ValueError, TypeError, IndexError) as exc:
         msg = f"{source}: unreadable or incomplete FITS file ({len(content)} bytes): {exc}"
         raise TruncatedResponseError(msg) from exc
     return hdul
+
+
+def _check_data_present(hdu, available: int) -> None:
+    """Raise ValueError when the header declares more data than the body holds."""
+    offset = getattr(hdu, "_data_offset", None)
+    if offset is not None and offset + hdu.size > available:
+        msg = f"HDU {hdu.name or 0} declares {hdu.size} data bytes; only {available - offset} sent"
+        raise ValueError(msg)
 
 
 def check_cube(

@@ -152,3 +152,23 @@ def test_killed_writer_leaves_no_partial_file(tmp_path):
     leftovers = list(tmp_path.iterdir())
     assert len(leftovers) == 1 and leftovers[0].name.startswith(".cutout.fits.")
     assert list(tmp_path.glob("*.fits")) == []
+
+
+def test_parse_fits_bytes_leaves_the_process_warning_filters_alone(monkeypatch):
+    """Fetches run in Dask worker threads beside other work: the filters are process-wide,
+    so a parse that turned warnings into errors made other threads' warnings errors too."""
+    import warnings
+
+    seen = []
+    real = fits.HDUList.fromstring
+
+    def spy(data):
+        seen.append(list(warnings.filters))
+        return real(data)
+
+    monkeypatch.setattr(fits.HDUList, "fromstring", spy)
+    before = list(warnings.filters)
+    body = legacy_cube(1.0, 1.0, size=16, pixscale=0.262, bands="g")
+    parse_fits_bytes(body, source="u")
+    assert seen == [before]
+    assert list(warnings.filters) == before

@@ -1,12 +1,15 @@
-"""Write ``MODEL_CARD.md`` beside a model from its spec and an evaluation report.
+"""Write ``MODEL_CARD.md`` beside a model from its spec and evaluation reports.
 
 Usage::
 
-    python docs/make_model_card.py MODEL_DIR REPORT_DIR [--command "..."]
+    python docs/make_model_card.py MODEL_DIR --sim SIM_REPORT_DIR \\
+        [--real REAL_REPORT_DIR] [--before BEFORE_REPORT_DIR] [--samples samples.fits]
 
-Every number in the card comes from ``REPORT_DIR/report.json`` (written by
-``galaxalign-astro evaluate``) or from the model's ``galaxalign.json``; nothing is
-typed by hand. The confusion matrix image is copied to ``docs/images``.
+Every number in the card comes from the ``report.json`` files (written by
+``galaxalign-astro evaluate``), the classify catalog of the samples, or the model's
+``galaxalign.json``; nothing is typed by hand. ``--real`` is a report on real
+labelled galaxies (coarse and fine labels), ``--before`` the same evaluation of the
+model this one replaces. Confusion images are copied to ``docs/images``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,21 @@ import shutil
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
+HEADS = (
+    ("mix", "mixed prototypes"),
+    ("text", "text prototypes"),
+    ("symbol", "symbol prototypes"),
+    ("probe", "linear probe"),
+)
+
+
+def _f(value, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _ci(block: dict, key: str) -> str:
+    ci = (block.get("ci95") or {}).get(key)
+    return f"{block[key]:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else _f(block.get(key))
 
 
 def _confusion_table(names: list[str], matrix: list[list[int]]) -> str:
@@ -29,102 +47,82 @@ def _confusion_table(names: list[str], matrix: list[list[int]]) -> str:
     return "\n".join(lines)
 
 
-def _samples_section(path: Path | None) -> list[str]:
-    if path is None:
-        return []
-    from astropy.table import Table
+def _tree_row(title: str, m: dict) -> str:
+    groups = m["groups"] if "groups" in m else list(m["per_group"])
+    recalls = " | ".join(
+        _f(m["per_group"][g]["recall"]) if m["per_group"][g]["support"] else "n/a" for g in groups
+    )
+    fine = (
+        f"{_ci(m, 'fine_accuracy')} ({m['n_fine']})"
+        if m.get("fine_accuracy") is not None
+        else "n/a"
+    )
+    return (
+        f"| {title} | {m['n']} | {_ci(m, 'coarse_accuracy')} | {_ci(m, 'balanced_accuracy')} | "
+        f"{fine} | {recalls} | {_f(m['coarse_ece'])} |"
+    )
 
-    table = Table.read(path)
+
+def _real_section(report: dict, before: dict | None) -> list[str]:
+    tree = report["hierarchical"]
+    groups = tree["mix"]["groups"]
+    data = report["data"]
+    header = (
+        "| {} | n | coarse accuracy | balanced accuracy | fine accuracy (n) | "
+        + " | ".join(f"{g} recall" for g in groups)
+        + " | coarse ECE |"
+    )
+    rule = "|---|---|---|---|---|" + "---|" * len(groups) + "---|"
     lines = [
-        "## Transfer to real images (bundled samples)",
+        "## Real galaxies: validation split",
         "",
-        "`galaxalign-astro classify galaxalign_astro/data/samples` (what `make demo` runs).",
-        "The real images are Hubble Deep Field colour composites and statmorph's single-band",
-        "spiral (see the samples README for what each shows by eye), not DECaLS g,r,z cutouts.",
+        f"Data: the `val` split of `{Path(data['path']).parent.name}/{Path(data['path']).name}` "
+        f"({data['n_images']} real Galaxy Zoo images; never trained on; list sha256 "
+        f"`{data.get('indices_sha256', '')[:16]}`). Coarse accuracy counts every row (group "
+        "probability = sum of its classes'); fine accuracy counts the rows with a Galaxy10 "
+        "label. 95% bootstrap intervals in brackets. A separate test portion of the same "
+        "sources, not available to this project, is what independent evaluation uses.",
         "",
-        "| sample | predicted class | probability |",
-        "|---|---|---|",
+        header.format("head"),
+        rule,
     ]
-    for row in table:
-        name = Path(str(row["source"])).name
-        lines.append(f"| {name} | {row['class_name']} | {float(row['class_prob']):.2f} |")
-    return [*lines, ""]
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", type=Path)
-    parser.add_argument("report", type=Path)
-    parser.add_argument("--samples", type=Path, help="classify output on the bundled samples")
-    args = parser.parse_args()
-
-    spec = json.loads((args.model / "galaxalign.json").read_text())
-    report = json.loads((args.report / "report.json").read_text())
-    training = spec["training"]
-    mix = report["classification"]["mix"]
-    names = report["class_names"]
-    weights = args.model / "model.safetensors"
-    size_mb = weights.stat().st_size / 1e6
-    from safetensors import safe_open
-
-    with safe_open(str(weights), framework="pt") as fh:
-        dtype = str(fh.get_slice(next(iter(fh.keys()))).get_dtype()).lower()
-    history = training.get("history", [])
-    last = {h["stage"]: h for h in history}
-    shutil.copyfile(args.report / "confusion.png", DOCS / "images" / "default_model_confusion.png")
-
-    lines = [
-        f"# Model card: `{spec['name']}` (bundled default model)",
-        "",
-        "**Trained on simulated galaxies only.** Every number below is measured by this",
-        "project on simulated cutouts; none is from the GalaxAlign paper, and accuracy on",
-        "real survey images is expected to be lower (see Limits).",
-        "",
-        "## Training",
-        "",
-        f"- Command: `{training.get('command') or 'see docs/training.md'}`",
-        f"- Data: {json.dumps(training.get('source'))}, {training.get('n_train')} training images,"
-        " the rest of the simulated set held out for validation (alpha tuning)",
-        "- Method: GalaxAlign two-stage tri-modal fine-tuning (stage 1 shared visual tower, "
-        "stage 2 separate symbol tower), class-aware contrastive loss; random initialisation "
-        "(no pretrained weights can be downloaded here)",
-        f"- Package version: {spec['package_version']}, created {spec['created']}",
-        "",
-        "| stage | epochs | final loss | images/s (CPU) |",
-        "|---|---|---|---|",
-    ]
-    for stage in training["config"]["stages"]:
-        h = last.get(stage["name"], {})
-        lines.append(
-            f"| {stage['name']} ({stage['symbol_tower']} symbol tower) | {stage['epochs']} | "
-            f"{h.get('loss', float('nan')):.3f} | {h.get('images_per_s', float('nan')):.0f} |"
-        )
-    pre = spec["preprocess"]
+    lines += [_tree_row(label, tree[key]) for key, label in HEADS if key in tree]
+    if before is not None and before.get("hierarchical"):
+        old = before["hierarchical"]["mix"]
+        name = before["model"].get("model_name", "previous model")
+        lines.append(_tree_row(f"before: `{name}`, mixed", old))
+    lines += ["", "Per source (mixed prototypes):", "", header.format("source"), rule]
+    lines += [_tree_row(src, m) for src, m in tree["mix"]["by_source"].items()]
+    if before is not None and before.get("hierarchical"):
+        name = before["model"].get("model_name", "previous model")
+        lines += ["", f"Before (`{name}`), per source:", "", header.format("source"), rule]
+        lines += [
+            _tree_row(src, m) for src, m in before["hierarchical"]["mix"]["by_source"].items()
+        ]
     lines += [
         "",
-        "## Architecture and input",
+        "Coarse confusion matrix (mixed prototypes; rows true, columns predicted):",
         "",
-        f"- open_clip architecture `{spec['architecture']}` (config stored in `galaxalign.json`),"
-        f" {spec['symbol_tower']} symbol tower, weights {size_mb:.1f} MB ({dtype} safetensors)",
-        f"- Input: bands {', '.join(pre['bands'])}; stretch `{pre['stretch']}`; field of view "
-        f'{pre["fov_arcsec"]:.1f}" (cropped or padded by WCS); resized to {pre["size"]} px',
-        f"- Prototype mix alpha = {spec['prototype_alpha']} (tuned on validation)",
-        f"- weights sha256: `{report['model']['weights_sha256']}`",
+        _confusion_table(groups, tree["mix"]["coarse_confusion_matrix"]),
         "",
-        "## Held-out accuracy (fresh simulated test set)",
+        "![coarse confusion matrix](../../../../docs/images/default_model_real_confusion.png)",
         "",
-        f"Data: `{report['data']['path']}` (seed never used in training), "
+    ]
+    return lines
+
+
+def _sim_section(report: dict) -> list[str]:
+    names = report["class_names"]
+    lines = [
+        "## Simulated held-out set",
+        "",
+        f"Data: `{report['data']['path']}` (simulator seed never used in training), "
         f"{report['data']['n_images']} images.",
         "",
         "| head | accuracy | macro-F1 | top-2 | ECE |",
         "|---|---|---|---|---|",
     ]
-    for key, label in (
-        ("mix", "mixed prototypes"),
-        ("text", "text prototypes"),
-        ("symbol", "symbol prototypes"),
-        ("probe", "linear probe"),
-    ):
+    for key, label in HEADS:
         head = report["classification"].get(key)
         if head:
             lines.append(
@@ -139,30 +137,176 @@ def main() -> None:
         "",
         "Confusion matrix (mixed prototypes; rows true, columns predicted):",
         "",
-        _confusion_table(names, mix["confusion_matrix"]),
+        _confusion_table(names, report["classification"]["mix"]["confusion_matrix"]),
         "",
         "![confusion matrix](../../../../docs/images/default_model_confusion.png)",
         "",
-        *_samples_section(args.samples),
+    ]
+    return lines
+
+
+def _samples_section(path: Path | None) -> list[str]:
+    if path is None:
+        return []
+    from astropy.table import Table
+
+    table = Table.read(path)
+    lines = [
+        "## Bundled samples",
+        "",
+        "`galaxalign-astro classify galaxalign_astro/data/samples` (what `make demo` runs).",
+        "The real images are Hubble Deep Field colour composites and statmorph's single-band",
+        "spiral (see the samples README for what each shows by eye); `sim_*` are simulated.",
+        "",
+        "| sample | predicted class | probability |",
+        "|---|---|---|",
+    ]
+    for row in table:
+        name = Path(str(row["source"])).name
+        lines.append(f"| {name} | {row['class_name']} | {float(row['class_prob']):.2f} |")
+    return [*lines, ""]
+
+
+def _training_data(training: dict) -> list[str]:
+    source = training.get("source") or {}
+    parts = source.get("parts", [source])
+    lines = []
+    for part in parts:
+        if part.get("kind") == "simulated":
+            lines.append(
+                f"  - simulated: `{part['path']}`, its train split, {part['n_images']} cutouts"
+            )
+        elif part.get("kind") == "catalog":
+            lines.append(
+                f"  - real: `{part['path']}`, split `{part['split']}`, {part['n_images']} images "
+                f"({part.get('n_coarse_only', 0)} with a coarse label only)"
+            )
+        else:
+            lines.append(f"  - {json.dumps(part)}")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--sim", type=Path, required=True, help="report on simulated data")
+    parser.add_argument("--real", type=Path, help="report on real labelled galaxies (val)")
+    parser.add_argument("--before", type=Path, help="the same real report of the old model")
+    parser.add_argument("--samples", type=Path, help="classify output on the bundled samples")
+    args = parser.parse_args()
+
+    spec = json.loads((args.model / "galaxalign.json").read_text())
+    sim = json.loads((args.sim / "report.json").read_text())
+    real = json.loads((args.real / "report.json").read_text()) if args.real else None
+    before = json.loads((args.before / "report.json").read_text()) if args.before else None
+    training = spec["training"]
+    config = training["config"]
+    weights = args.model / "model.safetensors"
+    size_mb = weights.stat().st_size / 1e6
+    from safetensors import safe_open
+
+    with safe_open(str(weights), framework="pt") as fh:
+        dtype = str(fh.get_slice(next(iter(fh.keys()))).get_dtype()).lower()
+    last = {h["stage"]: h for h in training.get("history", [])}
+    shutil.copyfile(args.sim / "confusion.png", DOCS / "images" / "default_model_confusion.png")
+    if args.real:
+        target = DOCS / "images" / "default_model_real_confusion.png"
+        shutil.copyfile(args.real / "confusion.png", target)
+    pre = spec["preprocess"]
+    init = config.get("init_from")
+    lines = [
+        f"# Model card: `{spec['name']}` (bundled default model)",
+        "",
+        "Trained on simulated DECaLS-like cutouts and real Galaxy Zoo images. Every number",
+        "below is measured by this project (data and split named with each table); none is",
+        "from the GalaxAlign paper.",
+        "",
+        "## Training",
+        "",
+        f"- Command: `{training.get('command') or 'see docs/training.md'}`"
+        " (recipe `pipelines/train_default_model.toml`)",
+        "- Data:",
+        *_training_data(training),
+        f"  - {training.get('n_train')} images trained on, {training.get('n_val')} held out of "
+        "them for epoch selection and alpha tuning",
+        "- Method: GalaxAlign two-stage tri-modal fine-tuning (stage 1 shared visual tower, "
+        "stage 2 separate symbol tower), class-aware contrastive loss with hierarchical "
+        "(coarse) labels and the prototype term (ours, docs/method.md)"
+        + (f"; towers initialised from the bundled `{init}` model" if init else "")
+        + "; no pretrained weights can be downloaded here",
+        f"- Augmentation: `{config.get('augment')}` preset (docs/method.md)",
+        f"- Package version: {spec['package_version']}, created {spec['created']}",
+        "",
+        "| stage | epochs | final loss | images/s (CPU) |",
+        "|---|---|---|---|",
+    ]
+    for stage in config["stages"]:
+        h = last.get(stage["name"], {})
+        lines.append(
+            f"| {stage['name']} ({stage['symbol_tower']} symbol tower) | {stage['epochs']} | "
+            f"{h.get('loss', float('nan')):.3f} | {h.get('images_per_s', float('nan')):.0f} |"
+        )
+    frame = pre.get("frame")
+    lines += [
+        "",
+        "## Architecture and input",
+        "",
+        f"- open_clip architecture `{spec['architecture']}` (config stored in `galaxalign.json`),"
+        f" {spec['symbol_tower']} symbol tower, weights {size_mb:.1f} MB ({dtype} safetensors)",
+        f"- Input: bands {', '.join(pre['bands'])}; stretch `{pre['stretch']}` for FITS "
+        f'fluxes (PNG/JPEG composites as they are); field of view {pre["fov_arcsec"]:.1f}" '
+        "(cropped or padded by WCS)"
+        + (f"; framed to {frame} isophotal diameters of the central galaxy" if frame else "")
+        + f"; resized to {pre['size']} px. `classify` applies all of it from the stored spec.",
+        f"- Prototype mix alpha = {spec['prototype_alpha']} (tuned on the held-out images)",
+        f"- weights sha256: `{sim['model']['weights_sha256']}`",
+        "",
+    ]
+    if real is not None:
+        lines += _real_section(real, before)
+    lines += _sim_section(sim)
+    lines += _samples_section(args.samples)
+    lines += [
+        "## Data card",
+        "",
+        "The real training images are Galaxy Zoo colour composites (SDSS, DECaLS, GAMA/KiDS,",
+        "UKIDSS, GOODS, CANDELS) with volunteer labels, from public repositories; none is in",
+        "this repository, only the weights trained on them. Origins, commits, label mappings",
+        'and licences are listed in docs/training.md ("Real galaxies"), with how to rebuild',
+        "the folder:",
+        "",
+        "- `gz1_sdss`: github.com/Eggochi/Proyecto_Galaxias@5226e5e4 (licence: none stated)",
+        "- `gz2_kaggle`: github.com/isi-mube/Cosmic-Compendium@05482aa2 (none stated)",
+        "- `gz2_gallery`, `gz2_perturbed`: github.com/willettk/galaxyzoo2@d50c18c8 (MIT)",
+        "- `gz_examples`: github.com/zooniverse/Galaxy-Zoo@355aa592 (Apache-2.0)",
+        "- `gzd_zoobot` (unlabelled, not used): github.com/mwalmsley/zoobot@5630c7b2 (GPL-3.0)",
+        "",
+        "Labels are volunteer majorities and tutorial picks (noisy), most of them coarse only;",
+        "classes are imbalanced (smooth about 55%, merger-irregular about 3%).",
+        "",
         "## Limits",
         "",
-        "- Trained only on this project's simulator: real DECaLS images differ in ways the",
-        "  simulator does not capture (real arm structure, dust, artefacts, blends), so",
-        "  expect lower accuracy on real data, most of all for the rarer and subtler classes",
-        "  (disturbed vs merging, tight vs loose spirals, barred vs unbarred).",
-        "- A small CPU architecture trained from scratch: a pretrained ViT-B-16 fine-tuned on",
-        "  real Galaxy10 DECaLS (the paper's setting) is expected to be far better.",
-        "- Inputs other than g,r,z DECaLS-like cutouts (HST colour composites, single bands)",
-        "  are outside the training distribution.",
+        "- Most real labels are coarse: fine Galaxy10 accuracy on real images rests on few",
+        "  labelled examples (see n above) and on the simulator; trust the coarse class more.",
+        "- The real images are mostly SDSS composites; DECaLS grz cutouts (the survey the",
+        "  simulator mimics) are fewer among them.",
+        "- A small CPU architecture: a pretrained ViT-B-16 fine-tuned on real Galaxy10 DECaLS",
+        "  (the paper's setting, `pipelines/train_galaxy10_vit_b16.toml`) is expected to do",
+        "  better where a GPU and the data are available.",
         "",
-        "## Fine-tuning on real Galaxy10 DECaLS",
+        "## Reproduce these numbers",
         "",
         "```bash",
-        "galaxalign-astro train pipelines/train_galaxy10_vit_b16.toml -o my_galaxy10_model   # GPU",
-        "galaxalign-astro evaluate --model my_galaxy10_model --data Galaxy10_DECals.h5 -o report/",
+    ]
+    if real is not None:
+        lines.append(
+            "galaxalign-astro evaluate --model default --data ../shared/real-galaxies/labels.csv "
+            "--split val --no-probe -o report-real/"
+        )
+    lines += [
+        f"galaxalign-astro evaluate --model default --data {sim['data']['path']} --split all "
+        "-o report-sim/ --train-data simulated:2000:1",
         "```",
-        "",
-        "See docs/training.md for recipes (including a CPU-sized one) and resuming.",
         "",
     ]
     (args.model / "MODEL_CARD.md").write_text("\n".join(lines))

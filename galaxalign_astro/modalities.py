@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["class_symbol_images", "class_text_lists"]
+__all__ = ["class_symbol_images", "class_text_lists", "node_symbol_images"]
 
 
 def class_text_lists(keys: Sequence[str], text: dict[str, Any] | None = None) -> list[list[str]]:
@@ -30,3 +30,21 @@ def class_symbol_images(
     from .symbols import SymbolConfig, symbol_bank
 
     return symbol_bank(keys, size=size, config=SymbolConfig.from_dict(symbols or {}))
+
+
+def node_symbol_images(taxonomy, symbols: dict[str, Any] | None = None, *, size: int) -> np.ndarray:
+    """uint8 (n_nodes, variants, size, size, 3) symbols of every class and coarse group.
+
+    A coarse group has no drawing of its own (ours): its variants are taken in turn
+    from its members' variants, so "spiral" shows barred, tight and loose spirals.
+    """
+    bank = class_symbol_images(taxonomy.keys, symbols, size=size)
+    variants = bank.shape[1]
+    index = {k: i for i, k in enumerate(taxonomy.keys)}
+    groups = []
+    for group in taxonomy.groups:
+        members = [index[m] for m in group.members]
+        groups.append(
+            np.stack([bank[members[v % len(members)], v // len(members)] for v in range(variants)])
+        )
+    return np.concatenate([bank, np.stack(groups)]) if groups else bank

@@ -3,16 +3,25 @@
 A taxonomy is an ordered list of classes; the index of a class is its label in
 the data sets that use it. Each class has a short machine ``key`` used to look up
 its symbol family and descriptions, and the human ``name`` used in catalogs.
+
+A taxonomy may also have coarse *groups* of its classes (Galaxy10 DECaLS: smooth,
+spiral, edge-on, merger-irregular), for data labelled only at the coarse level.
+Training labels are then *nodes*: ``0 .. n_classes - 1`` are the classes, and
+``n_classes + g`` is group ``g``, meaning "one of the group's classes, which one
+unknown" (ours; see docs/method.md, "Hierarchical labels").
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 __all__ = [
     "GALAXY10_DECALS",
     "GALAXY_MNIST",
     "TAXONOMIES",
+    "CoarseGroup",
     "MorphClass",
     "Taxonomy",
     "get_taxonomy",
@@ -28,11 +37,87 @@ class MorphClass:
 
 
 @dataclass(frozen=True)
+class CoarseGroup:
+    """A coarse class: ``members`` are the keys of the classes it groups."""
+
+    key: str
+    name: str
+    members: tuple[str, ...]
+
+
+def _norm(text: object) -> str:
+    return " ".join(str(text).strip().lower().replace("_", " ").replace("-", " ").split())
+
+
+@dataclass(frozen=True)
 class Taxonomy:
-    """An ordered set of morphology classes; list position is the label."""
+    """An ordered set of morphology classes; list position is the label.
+
+    ``groups`` are optional coarse classes; a group's node label is
+    ``len(classes) + its position`` (see the module documentation).
+    """
 
     name: str
     classes: tuple[MorphClass, ...]
+    groups: tuple[CoarseGroup, ...] = ()
+
+    def __post_init__(self) -> None:
+        keys = self.keys
+        for group in self.groups:
+            unknown = [m for m in group.members if m not in keys]
+            if unknown or not group.members:
+                msg = f"{self.name}: group {group.key!r} has unknown members {unknown}"
+                raise ValueError(msg)
+
+    @property
+    def n_nodes(self) -> int:
+        """Number of training labels: classes, then groups."""
+        return len(self.classes) + len(self.groups)
+
+    @property
+    def node_keys(self) -> list[str]:
+        """Key of every node label: the class keys, then the group keys."""
+        return self.keys + [g.key for g in self.groups]
+
+    @property
+    def node_names(self) -> list[str]:
+        return self.names + [g.name for g in self.groups]
+
+    def members_matrix(self) -> np.ndarray:
+        """bool (n_nodes, n_classes): the classes each node label may be."""
+        out = np.zeros((self.n_nodes, len(self.classes)), dtype=bool)
+        out[np.arange(len(self.classes)), np.arange(len(self.classes))] = True
+        index = {k: i for i, k in enumerate(self.keys)}
+        for g, group in enumerate(self.groups):
+            out[len(self.classes) + g, [index[m] for m in group.members]] = True
+        return out
+
+    def group_of_class(self) -> np.ndarray:
+        """int (n_classes,): the group of each class, -1 for a class in no group."""
+        out = np.full(len(self.classes), -1, dtype=np.int64)
+        index = {k: i for i, k in enumerate(self.keys)}
+        for g, group in enumerate(self.groups):
+            out[[index[m] for m in group.members]] = g
+        return out
+
+    def class_label(self, value: object) -> int:
+        """Class index of a class name or key (any case; '-', '_' and ' ' alike)."""
+        wanted = _norm(value)
+        for i, c in enumerate(self.classes):
+            if wanted in (_norm(c.key), _norm(c.name)):
+                return i
+        msg = f"{value!r} is not a {self.name} class (known: {', '.join(self.names)})"
+        raise ValueError(msg)
+
+    def group_label(self, value: object) -> int:
+        """Node label of a group name or key (any case; '-', '_' and ' ' alike)."""
+        wanted = _norm(value)
+        for g, group in enumerate(self.groups):
+            if wanted in (_norm(group.key), _norm(group.name)):
+                return len(self.classes) + g
+        known = ", ".join(g.name for g in self.groups) or "none"
+        msg = f"{value!r} is not a coarse group of {self.name} (known: {known})"
+        raise ValueError(msg)
 
     @property
     def keys(self) -> list[str]:
@@ -60,6 +145,18 @@ GALAXY10_DECALS = Taxonomy(
         MorphClass("unbarred_loose_spiral", "Unbarred Loose Spiral"),
         MorphClass("edge_on_no_bulge", "Edge-on without Bulge"),
         MorphClass("edge_on_bulge", "Edge-on with Bulge"),
+    ),
+    # the coarse classes of Galaxy Zoo catalogs (ours, following the decision tree's
+    # first questions): smooth, featured with arms, edge-on disk, merger or disturbed
+    (
+        CoarseGroup("smooth", "smooth", ("round_smooth", "in_between_smooth", "cigar_smooth")),
+        CoarseGroup(
+            "spiral",
+            "spiral",
+            ("barred_spiral", "unbarred_tight_spiral", "unbarred_loose_spiral"),
+        ),
+        CoarseGroup("edge_on", "edge-on", ("edge_on_no_bulge", "edge_on_bulge")),
+        CoarseGroup("merger_irregular", "merger-irregular", ("disturbed", "merging")),
     ),
 )
 

@@ -23,7 +23,8 @@ __all__ = ["command"]
     required=True,
     help=(
         "Galaxy10_DECals.h5, a GalaxyMNIST train_dataset.hdf5/test_dataset.hdf5 (or their "
-        "folder), a label catalog (path and label columns), or simulated:N:SEED."
+        "folder), a label catalog (file column; fine and/or coarse label columns; split "
+        "column: e.g. a Galaxy Zoo labels.csv), or simulated:N:SEED."
     ),
 )
 @click.option(
@@ -35,7 +36,7 @@ __all__ = ["command"]
 )
 @click.option(
     "--split",
-    type=click.Choice(["test", "train", "all"]),
+    type=click.Choice(["test", "val", "train", "all"]),
     default="test",
     show_default=True,
     help="Part of --data to evaluate on.",

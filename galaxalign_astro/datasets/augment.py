@@ -43,6 +43,13 @@ class AugmentConfig:
     noise_std : float
         Gaussian noise is added with a standard deviation drawn uniformly in
         [0, noise_std] per image (image values are in [0, 1]).
+    colour : float
+        Each image's planes are multiplied by gains drawn log-uniformly in
+        [exp(-colour), exp(colour)], one per plane (ours: survey composites differ
+        in colour balance and stretch).
+    gamma : tuple of float
+        Each image is raised to a power drawn log-uniformly in this range (ours:
+        a change of stretch; 1, 1 is off).
     padding : {'zeros', 'border', 'reflection'}
         What fills pixels moved in from outside the image by rotations, shifts
         and zooms out; 'zeros' is dark sky for these composites (reflection
@@ -55,6 +62,8 @@ class AugmentConfig:
     shift_fraction: float = 0.0
     zoom: tuple[float, float] = (1.0, 1.0)
     noise_std: float = 0.0
+    colour: float = 0.0
+    gamma: tuple[float, float] = (1.0, 1.0)
     padding: str = "zeros"
 
     def __post_init__(self) -> None:
@@ -63,7 +72,12 @@ class AugmentConfig:
             msg = f"zoom must be (min, max) with 0 < min <= max, got {self.zoom}"
             raise ValueError(msg)
         object.__setattr__(self, "zoom", zoom)
-        for name in ("rotate_degrees", "shift_fraction", "noise_std"):
+        gamma = tuple(float(g) for g in self.gamma)
+        if len(gamma) != 2 or not 0 < gamma[0] <= gamma[1]:
+            msg = f"gamma must be (min, max) with 0 < min <= max, got {self.gamma}"
+            raise ValueError(msg)
+        object.__setattr__(self, "gamma", gamma)
+        for name in ("rotate_degrees", "shift_fraction", "noise_std", "colour"):
             value = getattr(self, name)
             if not value >= 0:
                 msg = f"{name} must be >= 0, got {value}"
@@ -83,6 +97,7 @@ class AugmentConfig:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["zoom"] = list(self.zoom)
+        out["gamma"] = list(self.gamma)
         return out
 
     @classmethod
@@ -93,8 +108,9 @@ class AugmentConfig:
             msg = f"unknown augmentation parameters: {', '.join(sorted(unknown))}"
             raise ValueError(msg)
         values = dict(data)
-        if "zoom" in values:
-            values["zoom"] = tuple(values["zoom"])
+        for key in ("zoom", "gamma"):
+            if key in values:
+                values[key] = tuple(values[key])
         return cls(**values)
 
     @classmethod
@@ -108,7 +124,8 @@ class AugmentConfig:
 
 
 #: named settings (ours): ``none``; ``flips`` (the lossless symmetries, the default);
-#: ``galaxy`` (also any rotation angle, 4 % shifts, 0.9-1.1 zoom, light noise)
+#: ``galaxy`` (also any rotation angle, 4 % shifts, 0.9-1.1 zoom, light noise);
+#: ``real`` (for real composites: wider zoom, colour and stretch changes, more noise)
 AUGMENT_PRESETS: dict[str, dict[str, Any]] = {
     "none": {"rot90": False, "flip": False},
     "flips": {},
@@ -117,6 +134,15 @@ AUGMENT_PRESETS: dict[str, dict[str, Any]] = {
         "shift_fraction": 0.04,
         "zoom": [0.9, 1.1],
         "noise_std": 0.01,
+    },
+    # real survey composites of several surveys and stretches, framed by galaxy size
+    "real": {
+        "rotate_degrees": 180.0,
+        "shift_fraction": 0.04,
+        "zoom": [0.8, 1.25],
+        "noise_std": 0.02,
+        "colour": 0.15,
+        "gamma": [0.75, 1.35],
     },
 }
 
@@ -155,6 +181,13 @@ def augment(
             out[mirror] = torch.flip(out[mirror], dims=(3,))
     if config.geometric:
         out = _affine(out, config, generator)
+    if config.colour > 0 or config.gamma != (1.0, 1.0):
+        gains = torch.exp(_uniform(n * out.shape[1], -config.colour, config.colour, generator))
+        low, high = (math.log(g) for g in config.gamma)
+        power = torch.exp(_uniform(n, low, high, generator))
+        gains = gains.view(n, -1, 1, 1).to(device, out.dtype)
+        out = out.clamp(min=0.0).pow(power.view(-1, 1, 1, 1).to(device, out.dtype)) * gains
+        out = out.clamp_(0.0, 1.0)
     if config.noise_std > 0:
         sigma = _uniform(n, 0.0, config.noise_std, generator).to(device, out.dtype)
         noise = torch.randn(

@@ -9,10 +9,10 @@ A *spec* names the data:
     GalaxyMNIST (``images`` and ``labels``); split: the two published files.
     Another file name means the whole set, split by our stratified 80/20 hash
     split (ours).
-``catalog.ecsv`` (or .fits, .csv, any astropy-readable table)
-    A label catalog with path and label columns, prepared by
-    :func:`~galaxalign_astro.train.data.from_catalog`. A ``split`` column
-    (``train``/``test``) is used when present; otherwise our stratified 90/10
+``labels.csv``, ``catalog.ecsv`` (or .fits, any astropy-readable table)
+    A label catalog of FITS/PNG/JPEG cutouts with fine and/or coarse labels
+    (:mod:`~galaxalign_astro.datasets.catalog`). A ``split`` column (``train``,
+    ``val``, ``test``...) is used when present; otherwise our stratified 90/10
     hash split (ours).
 ``simulated:N:SEED``
     The first N cutouts of the simulator under SEED (labels are known before
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,18 +34,19 @@ from typing import Any
 import numpy as np
 
 from ..preprocess.pipeline import PreprocessConfig
-from ..taxonomy import GALAXY10_DECALS, GALAXY_MNIST, Taxonomy, get_taxonomy
-from ..train.data import LabelledImages
+from ..taxonomy import GALAXY10_DECALS, GALAXY_MNIST, Taxonomy
+from ..train.data import LabelledImages, prepare_files
+from .catalog import read_label_catalog
 from .galaxy10 import Galaxy10DECaLS
 from .galaxy_mnist import GalaxyMNIST
 from .hdf5 import DatasetError
 from .splits import few_shot_indices, indices_sha256, shipped_split_spec, stratified_split
 
-__all__ = ["SPLITS", "DatasetImages", "identify_dataset", "load_dataset"]
+__all__ = ["SPLITS", "DatasetImages", "concat_datasets", "identify_dataset", "load_dataset"]
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "test", "all")
+SPLITS = ("train", "val", "test", "all")
 #: test fraction and hash salt of the splits that are ours (catalogs, simulation)
 DEFAULT_TEST_FRACTION = 0.1
 
@@ -66,17 +66,57 @@ class DatasetImages(LabelledImages):
     source : dict
         JSON-serialisable record: kind, path, split, seed, label fraction,
         SHA-256 of the index list...
+    info : dict
+        Per-image str arrays (a label catalog's ``file``, ``source``, ``survey``).
     """
 
     indices: np.ndarray | None = None
     taxonomy: Taxonomy | None = None
     source: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, np.ndarray] = field(default_factory=dict)
 
     def subset(self, index: np.ndarray) -> DatasetImages:
         rows = None if self.indices is None else self.indices[index]
+        info = {k: v[index] for k, v in self.info.items()}
         return DatasetImages(
-            self.images[index], self.labels[index], rows, self.taxonomy, dict(self.source)
+            self.images[index], self.labels[index], rows, self.taxonomy, dict(self.source), info
         )
+
+
+def concat_datasets(parts: list[DatasetImages]) -> DatasetImages:
+    """One data set of several (same image size and taxonomy), e.g. simulated and real.
+
+    ``info`` columns missing from a part are '' for its rows; a part without
+    a ``source`` column names its rows by its kind (``simulated``...).
+    """
+    if not parts:
+        msg = "nothing to concatenate"
+        raise ValueError(msg)
+    sizes = {p.images.shape[1:] for p in parts}
+    if len(sizes) != 1:
+        msg = f"data sets of different image shapes cannot be combined: {sorted(sizes)}"
+        raise ValueError(msg)
+    names = {p.taxonomy.name for p in parts if p.taxonomy is not None}
+    if len(names) > 1:
+        msg = f"data sets of different taxonomies cannot be combined: {sorted(names)}"
+        raise ValueError(msg)
+    taxonomy = next((p.taxonomy for p in parts if p.taxonomy is not None), None)
+    keys = sorted({k for p in parts for k in p.info} | {"source"})
+    info = {}
+    for key in keys:
+        columns = []
+        for p in parts:
+            default = str(p.source.get("kind", "")) if key == "source" else ""
+            columns.append(p.info.get(key, np.full(len(p), default, dtype=object)).astype(str))
+        info[key] = np.concatenate(columns)
+    return DatasetImages(
+        np.concatenate([p.images for p in parts]),
+        np.concatenate([p.labels for p in parts]),
+        None,
+        taxonomy,
+        {"kind": "combined", "parts": [p.source for p in parts], "n_images": sum(map(len, parts))},
+        info,
+    )
 
 
 def identify_dataset(spec: str | os.PathLike[str]) -> str:
@@ -155,6 +195,12 @@ def load_dataset(
     """
     _check_split(split)
     kind = identify_dataset(spec)
+    if split == "val" and kind != "catalog":
+        msg = (
+            f"unknown split 'val' for {kind} data; use train, test or all ('val' is for "
+            "label catalogs with a split column)"
+        )
+        raise ValueError(msg)
     if kind == "galaxy10_decals":
         path = Path(spec)
         path = path / "Galaxy10_DECals.h5" if path.is_dir() else path
@@ -309,50 +355,35 @@ def _split_rows(labels: np.ndarray, split: str, seed: int, name: str) -> np.ndar
 
 
 def _load_catalog(path, preprocess, split, fraction, seed, workers) -> DatasetImages:
-    from astropy.table import Table
-
-    from ..train.data import LABEL_COLUMNS, PATH_COLUMNS, _find, from_catalog
-
-    try:
-        table = Table.read(path)
-    except Exception as exc:  # astropy raises many types for files it cannot identify
-        msg = f"{path}: not a Galaxy10/GalaxyMNIST HDF5 file nor a readable catalog ({exc})"
-        raise DatasetError(msg) from None
-    path_col = _find(table.colnames, PATH_COLUMNS, path, "path")
-    label_col = _find(table.colnames, LABEL_COLUMNS, path, "label")
-    labels = np.asarray(table[label_col], dtype=np.int64)
-    split_col = next((c for c in table.colnames if c.lower() == "split"), None)
-    if split_col is not None and split != "all":
-        values = np.char.lower(np.asarray(table[split_col]).astype(str))
-        rows = np.flatnonzero(values == split)
-        how = f"column {split_col!r}"
+    catalog = read_label_catalog(path)
+    labels = catalog.labels
+    if catalog.splits is not None and split != "all":
+        rows = np.flatnonzero(catalog.splits == split)
+        how = "column 'split'"
+    elif split == "val":
+        msg = f"{path}: no split column, so no 'val' split (use test: our 90/10 hash split)"
+        raise DatasetError(msg)
     else:
-        rows = _split_rows(labels, split, seed, "catalog")
+        rows = _split_rows(np.maximum(labels, 0), split, seed, "catalog")
         how = "stratified hash split" if split != "all" else "all rows"
+    unlabelled = int(np.sum(labels[rows] < 0))
+    if unlabelled:
+        log.info("%s: %d unlabelled rows of the %s split left out", path, unlabelled, split)
+    rows = rows[labels[rows] >= 0]
     rows = _few_shot(labels, rows, fraction, seed)
     if not len(rows):
-        msg = f"{path}: no rows in the {split} split ({how})"
+        msg = f"{path}: no labelled rows in the {split} split ({how})"
         raise DatasetError(msg)
-    base = path.resolve().parent
-    subset = Table()
-    subset["path"] = [
-        p if os.path.isabs(p) else str(base / p) for p in (str(v) for v in table[path_col][rows])
-    ]
-    subset["label"] = labels[rows]
-    with tempfile.TemporaryDirectory(prefix="galaxalign-split-") as tmp:
-        catalog = Path(tmp) / "split.ecsv"
-        subset.write(catalog)
-        data = from_catalog(catalog, preprocess, workers=workers)
-    known = len(data) == len(rows)
-    if not known:
-        log.warning("%s: %d unreadable cutouts dropped", path, len(rows) - len(data))
+    images, kept = prepare_files([catalog.paths[i] for i in rows], preprocess, workers=workers)
+    if not len(kept):
+        msg = f"{path}: none of its {len(rows)} cutouts could be read"
+        raise DatasetError(msg)
+    if len(kept) != len(rows):
+        log.warning("%s: %d unreadable cutouts dropped", path, len(rows) - len(kept))
+    rows = rows[kept]
     source = _record("catalog", str(path), split, seed, fraction, rows)
     source["split_from"] = how
-    taxonomy = None
-    name = table.meta.get("taxonomy") or table.meta.get("TAXONOMY")
-    if isinstance(name, str):
-        try:
-            taxonomy = get_taxonomy(name)
-        except ValueError:
-            log.warning("%s: unknown taxonomy %r in its metadata", path, name)
-    return DatasetImages(data.images, data.labels, rows if known else None, taxonomy, source)
+    n_classes = len(catalog.taxonomy) if catalog.taxonomy is not None else None
+    source["n_coarse_only"] = int(np.sum(labels[rows] >= n_classes)) if n_classes else 0
+    info = {k: v[rows] for k, v in catalog.info.items()}
+    return DatasetImages(images, labels[rows], rows, catalog.taxonomy, source, info)

@@ -56,9 +56,10 @@ def summary_markdown(result: dict[str, Any]) -> str:
         )
     if result.get("class_mapping"):
         lines.append("- classes matched to the model's by key; prototypes restricted to them")
+    lines += _hierarchical_lines(result)
     lines += [
         "",
-        "## Classification",
+        "## Classification" + (" (rows with a fine label)" if result.get("hierarchical") else ""),
         "",
         "| head | accuracy | macro-F1 | top-2 | ECE |",
         "|---|---|---|---|---|",
@@ -81,6 +82,17 @@ def summary_markdown(result: dict[str, Any]) -> str:
         f"mAP {_fmt(ret['map'])}, " + ", ".join(f"mAP@{k[4:]} {_fmt(ret[k])}" for k in ks),
         f"over {ret['n_queries']} queries.",
         "",
+    ]
+    if "mix" in cls:
+        lines += _per_class_lines(result)
+    lines += ["", "## Protocol", ""]
+    lines += [f"- {key}: {text}" for key, text in result["protocol"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def _per_class_lines(result: dict[str, Any]) -> list[str]:
+    cls, ret = result["classification"], result["retrieval"]
+    lines = [
         "## Per class",
         "",
         "| class | support | recall (mix) | F1 (mix) | F1 (probe) | AP |",
@@ -94,23 +106,93 @@ def summary_markdown(result: dict[str, Any]) -> str:
             f"{_fmt(probe['f1'], 3) if probe else 'n/a'} | "
             f"{_fmt(ret['per_class_ap'].get(name), 3)} |"
         )
-    lines += ["", "## Protocol", ""]
-    lines += [f"- {key}: {text}" for key, text in result["protocol"].items()]
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _interval(block: dict[str, Any], key: str) -> str:
+    ci = (block.get("ci95") or {}).get(key)
+    return f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+
+
+def _hierarchical_lines(result: dict[str, Any]) -> list[str]:
+    """Coarse (and fine, where known) accuracy of every head, then per source (mix head)."""
+    tree = result.get("hierarchical")
+    if not tree:
+        return []
+    groups = next(iter(tree.values()))["groups"]
+    lines = [
+        "",
+        "## Coarse classes",
+        "",
+        "Group probability = sum of its classes' probabilities; 95% bootstrap intervals.",
+        "",
+        "| head | n | coarse accuracy | balanced accuracy | fine accuracy (n) | "
+        + " | ".join(f"{g} recall" for g in groups)
+        + " | coarse ECE |",
+        "|---|---|---|---|---|" + "---|" * len(groups) + "---|",
+    ]
+    for head in ("mix", "text", "symbol", "probe"):
+        if head not in tree:
+            continue
+        m = tree[head]
+        title = HEAD_TITLES[head] + (" (coarse)" if m.get("level") == "coarse" else "")
+        lines.append(_tree_row(title, m, groups))
+    mix = tree.get("mix", {})
+    if mix.get("by_source"):
+        lines += [
+            "",
+            "Per source (mixed prototypes):",
+            "",
+            "| source | n | coarse accuracy | balanced accuracy | fine accuracy (n) | "
+            + " | ".join(f"{g} recall" for g in groups)
+            + " | coarse ECE |",
+            "|---|---|---|---|---|" + "---|" * len(groups) + "---|",
+        ]
+        lines += [_tree_row(name, m, groups) for name, m in mix["by_source"].items()]
+    if mix:
+        lines += [
+            "",
+            "Coarse confusion matrix (mixed prototypes; rows true, columns predicted):",
+            "",
+            "| true \\ predicted | " + " | ".join(groups) + " |",
+            "|---|" + "---|" * len(groups),
+        ]
+        for g, row in zip(groups, mix["coarse_confusion_matrix"], strict=True):
+            lines.append(f"| {g} | " + " | ".join(str(v) for v in row) + " |")
+    return lines
+
+
+def _tree_row(title: str, m: dict[str, Any], groups: list[str]) -> str:
+    support = m["per_group"]
+    recalls = " | ".join(
+        _fmt(support[g]["recall"], 3) if support[g]["support"] else "n/a" for g in groups
+    )
+    fine = f"{_fmt(m.get('fine_accuracy'), 3)} ({m['n_fine']})" if m["n_fine"] else "n/a"
+    return (
+        f"| {title} | {m['n']} | {_fmt(m['coarse_accuracy'], 3)}"
+        f"{_interval(m, 'coarse_accuracy')} | {_fmt(m['balanced_accuracy'], 3)}"
+        f"{_interval(m, 'balanced_accuracy')} | {fine} | {recalls} | {_fmt(m['coarse_ece'], 3)} |"
+    )
 
 
 def plot_confusion(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
     """Row-normalised confusion matrices, counts in the cells, of the mix and probe heads."""
     from matplotlib.figure import Figure
 
-    heads = [h for h in ("mix", "probe") if h in result["classification"]]
-    names = result["class_names"]
+    # hierarchical labels: the coarse matrices (every row counts), else the class ones
+    tree = result.get("hierarchical")
+    source = tree if tree else result["classification"]
+    heads = [h for h in ("mix", "probe") if h in source]
+    names = next(iter(tree.values()))["groups"] if tree else result["class_names"]
+    key, acc_key = (
+        ("coarse_confusion_matrix", "coarse_accuracy") if tree else ("confusion_matrix", "accuracy")
+    )
     n = len(names)
     side = max(4.5, 0.55 * n + 2.5)
     fig = Figure(figsize=(side * len(heads), side))
     axes = fig.subplots(1, len(heads), squeeze=False)
     for ax, head in zip(axes[0], heads, strict=True):
-        cm = np.asarray(result["classification"][head]["confusion_matrix"], dtype=float)
+        cm = np.asarray(source[head][key], dtype=float)
         with np.errstate(invalid="ignore", divide="ignore"):
             frac = cm / cm.sum(axis=1, keepdims=True)
         ax.imshow(np.nan_to_num(frac), cmap="Blues", vmin=0, vmax=1)
@@ -125,8 +207,9 @@ def plot_confusion(result: dict[str, Any], path: str | os.PathLike[str]) -> None
         ax.set_yticks(range(n), names, fontsize=8)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
-        acc = result["classification"][head]["accuracy"]
-        ax.set_title(f"{HEAD_TITLES[head]}: accuracy {acc:.3f}")
+        acc = source[head][acc_key]
+        level = "coarse accuracy" if tree else "accuracy"
+        ax.set_title(f"{HEAD_TITLES[head]}: {level} {acc:.3f}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -135,7 +218,9 @@ def plot_reliability(result: dict[str, Any], path: str | os.PathLike[str]) -> No
     """Accuracy against confidence per bin for every head, with the bin counts of the mix head."""
     from matplotlib.figure import Figure
 
-    cls = result["classification"]
+    # hierarchical labels: the coarse probabilities (every row counts), else the class ones
+    cls = result.get("hierarchical") or result["classification"]
+    ece_key = "coarse_ece" if result.get("hierarchical") else "ece"
     fig = Figure(figsize=(5.5, 6.5))
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     top.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
@@ -148,7 +233,7 @@ def plot_reliability(result: dict[str, Any], path: str | os.PathLike[str]) -> No
         ]
         if pairs:
             conf, acc = zip(*pairs, strict=True)
-            label = f"{HEAD_TITLES[head]} (ECE {cls[head]['ece']:.3f})"
+            label = f"{HEAD_TITLES[head]} (ECE {cls[head][ece_key]:.3f})"
             top.plot(conf, acc, marker="o", label=label)
     top.set_ylabel("accuracy")
     top.set_xlim(0, 1)
@@ -165,7 +250,9 @@ def plot_reliability(result: dict[str, Any], path: str | os.PathLike[str]) -> No
         color="tab:blue",
         edgecolor="white",
     )
-    bottom.set_xlabel("confidence (top class)")
+    bottom.set_xlabel(
+        "confidence (top group)" if result.get("hierarchical") else "confidence (top class)"
+    )
     bottom.set_ylabel("images (mix)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

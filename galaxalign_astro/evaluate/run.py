@@ -23,6 +23,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import OutputExistsError
+from .hierarchy import hierarchical_metrics
 from .metrics import classification_metrics, retrieval_metrics
 
 __all__ = ["REPORT_FILES", "embed_images", "evaluate_model", "evaluate_to_dir"]
@@ -54,8 +55,12 @@ def _class_columns(model, data) -> tuple[list[int], list[str], list[str]]:
     taxonomy = getattr(data, "taxonomy", None)
     if taxonomy is None or list(taxonomy.keys) == list(spec.class_keys):
         n = len(spec.class_keys)
-        if len(data.labels) and int(np.max(data.labels)) >= n:
+        tree = _model_taxonomy(model)
+        nodes = tree.n_nodes if tree is not None else n
+        if len(data.labels) and int(np.max(data.labels)) >= nodes:
             msg = f"label {int(np.max(data.labels))} but the model has {n} classes"
+            if nodes > n:
+                msg += f" and {nodes - n} coarse groups"
             raise ValueError(msg)
         return list(range(n)), list(spec.class_names), list(spec.class_keys)
     missing = [k for k in taxonomy.keys if k not in spec.class_keys]
@@ -66,6 +71,16 @@ def _class_columns(model, data) -> tuple[list[int], list[str], list[str]]:
         )
         raise ValueError(msg)
     return [spec.class_keys.index(k) for k in taxonomy.keys], taxonomy.names, taxonomy.keys
+
+
+def _model_taxonomy(model):
+    """The model's taxonomy when it has coarse groups over exactly the model's classes."""
+    from ..taxonomy import TAXONOMIES
+
+    tree = TAXONOMIES.get(str(model.spec.taxonomy))
+    if tree is None or not tree.groups or list(tree.keys) != list(model.spec.class_keys):
+        return None
+    return tree
 
 
 def _approximate_index_recall(embeddings, *, k: int) -> dict[str, Any]:
@@ -143,14 +158,26 @@ def evaluate_model(
     heads = {"text": text, "symbol": symbol, "mix": mix_prototypes(text, symbol, alpha)}
     scale = loaded.model.logit_scale.detach().cpu()
     emb_t = torch.from_numpy(emb)
+    labels = np.asarray(data.labels, dtype=np.int64)
+    tree = _model_taxonomy(loaded) if columns == list(range(len(columns))) else None
+    # fine metrics on the rows with a fine label; coarse-only rows count in `hierarchical`
+    fine_rows = np.flatnonzero(labels < len(names))
+    sources = (getattr(data, "info", None) or {}).get("source")
     classification: dict[str, Any] = {}
+    hierarchical: dict[str, Any] = {}
     with torch.inference_mode():
         for head, protos in heads.items():
             probs = class_probabilities(emb_t, protos.float(), scale).numpy()
-            classification[head] = classification_metrics(
-                probs, data.labels, class_names=names, n_bins=n_bins
-            )
-    classification["mix"]["alpha"] = alpha
+            if len(fine_rows):
+                classification[head] = classification_metrics(
+                    probs[fine_rows], labels[fine_rows], class_names=names, n_bins=n_bins
+                )
+            if tree is not None:
+                hierarchical[head] = hierarchical_metrics(
+                    probs, labels, tree, sources=sources, n_bins=n_bins
+                )
+    if "mix" in classification:
+        classification["mix"]["alpha"] = alpha
 
     train_record = None
     if train is not None:
@@ -161,16 +188,39 @@ def evaluate_model(
             msg = "the probe's training images and the evaluation images have different classes"
             raise ValueError(msg)
         train_emb = embed_images(loaded, train, batch_size=batch_size, device=device)
-        probe = fit_linear_probe(train_emb, train.labels, n_classes=len(names), l2=probe_l2)
-        classification["probe"] = classification_metrics(
-            probe.predict_proba(emb), data.labels, class_names=names, n_bins=n_bins
-        )
-        classification["probe"].update(l2=probe.l2, n_train=probe.n_train)
+        train_labels = np.asarray(train.labels, dtype=np.int64)
+        if tree is not None and np.any(train_labels >= len(names)):
+            # coarse training labels: the probe classifies the groups (ours)
+            probe = fit_linear_probe(
+                train_emb, _groups(train_labels, tree), n_classes=len(tree.groups), l2=probe_l2
+            )
+            hierarchical["probe"] = hierarchical_metrics(
+                None, labels, tree, coarse=probe.predict_proba(emb), sources=sources, n_bins=n_bins
+            )
+            hierarchical["probe"].update(l2=probe.l2, n_train=probe.n_train, level="coarse")
+        else:
+            probe = fit_linear_probe(train_emb, train_labels, n_classes=len(names), l2=probe_l2)
+            probe_probs = probe.predict_proba(emb)
+            if len(fine_rows):
+                classification["probe"] = classification_metrics(
+                    probe_probs[fine_rows], labels[fine_rows], class_names=names, n_bins=n_bins
+                )
+                classification["probe"].update(l2=probe.l2, n_train=probe.n_train)
+            if tree is not None:
+                hierarchical["probe"] = hierarchical_metrics(
+                    probe_probs, labels, tree, sources=sources, n_bins=n_bins
+                )
         train_record = _data_record(train, names)
     else:
         log.info("no training images given: linear probe skipped")
 
-    retrieval = retrieval_metrics(emb, data.labels, class_names=names, ks=ks)
+    if tree is not None and len(fine_rows) < len(labels):
+        # coarse labels: relevant = same coarse group
+        group_names = [g.name for g in tree.groups]
+        retrieval = retrieval_metrics(emb, _groups(labels, tree), class_names=group_names, ks=ks)
+        retrieval["level"] = "coarse"
+    else:
+        retrieval = retrieval_metrics(emb, labels, class_names=names, ks=ks)
     retrieval["approximate_index"] = _approximate_index_recall(emb, k=min(10, len(emb) - 1))
     mapping = None
     if columns != list(range(len(loaded.spec.class_keys))):
@@ -187,6 +237,7 @@ def evaluate_model(
             "class_keys": list(keys),
             "class_mapping": mapping,
             "classification": classification,
+            "hierarchical": hierarchical or None,
             "retrieval": retrieval,
             "protocol": {
                 "heads": (
@@ -195,6 +246,11 @@ def evaluate_model(
                     "multinomial logistic regression on the image embeddings of the training images"
                 ),
                 "macro_f1": "mean F1 over the classes present in the evaluation labels",
+                "fine_rows": (
+                    "classification: the rows with a fine label only; hierarchical: every row, "
+                    "group probability = sum of its classes' probabilities, 95% percentile "
+                    "bootstrap intervals (1,000 resamples)"
+                ),
                 "ece": f"top-class confidence, {n_bins} equal-width bins",
                 "retrieval": retrieval["protocol"],
             },
@@ -213,14 +269,29 @@ def _json_ready(value: Any) -> Any:
     return value
 
 
+def _groups(labels: np.ndarray, tree) -> np.ndarray:
+    """Coarse group of every node label."""
+    n = len(tree)
+    group_of_class = tree.group_of_class()
+    return np.where(labels < n, group_of_class[np.minimum(labels, n - 1)], labels - n)
+
+
 def _data_record(data, names: list[str]) -> dict[str, Any]:
-    counts = np.bincount(data.labels, minlength=len(names))
+    labels = np.asarray(data.labels, dtype=np.int64)
+    counts = np.bincount(labels, minlength=len(names))
     record = dict(getattr(data, "source", {}) or {})
     record.update(
         n_images=len(data),
         image_size=int(data.images.shape[-1]),
         class_counts={name: int(counts[i]) for i, name in enumerate(names)},
     )
+    if len(counts) > len(names):
+        tree = getattr(data, "taxonomy", None)
+        groups = [g.name for g in tree.groups] if tree is not None else []
+        record["coarse_only_counts"] = {
+            (groups[g] if g < len(groups) else str(len(names) + g)): int(c)
+            for g, c in enumerate(counts[len(names) :])
+        }
     return record
 
 

@@ -19,7 +19,11 @@ steps, in order:
    match training whatever the pixel scale (ours: the paper does not discuss
    mixed pixel scales);
 5. stretch to three display planes in [0, 1] (skipped for PNG/JPEG composites);
-6. resize to ``size`` x ``size`` (antialiased bilinear).
+6. optional framing by the galaxy's own size (``frame``, ours; :mod:`.framing`): the
+   central galaxy is found on the display image and a square of ``frame`` times its
+   isophotal diameter around it is kept, so a Galaxy Zoo composite (framed by the
+   galaxy's size) and a fixed-field survey cutout show the galaxy at the same scale;
+7. resize to ``size`` x ``size`` (antialiased bilinear).
 """
 
 from __future__ import annotations
@@ -56,6 +60,9 @@ class PreprocessConfig:
     sources : dict or None
         :class:`~galaxalign_astro.preprocess.sources.SourceConfig` as a dict, or
         None to skip the photutils steps.
+    frame : float or None
+        Keep a square of this many isophotal diameters of the central galaxy
+        (:mod:`~galaxalign_astro.preprocess.framing`, ours); None keeps the field.
     """
 
     bands: tuple[str, ...] = ("g", "r", "z")
@@ -64,8 +71,12 @@ class PreprocessConfig:
     size: int = 64
     fov_arcsec: float | None = 256 * 0.262
     sources: dict[str, Any] | None = None
+    frame: float | None = None
 
     def __post_init__(self) -> None:
+        if self.frame is not None and not 1.0 <= float(self.frame) <= 10.0:
+            msg = f"frame must be between 1 and 10 galaxy diameters, got {self.frame}"
+            raise ValueError(msg)
         if self.stretch not in STRETCHES:
             msg = f"unknown stretch {self.stretch!r}; known: {', '.join(sorted(STRETCHES))}"
             raise ValueError(msg)
@@ -106,7 +117,10 @@ def prepare(cutout: Cutout, config: PreprocessConfig) -> PreparedImage:
     if cutout.kind == "rgb":
         planes = _clean(cutout.data, cutout.path)
         planes = _field_of_view(planes, cutout, config)
-        return PreparedImage(resize_planes(np.clip(planes, 0, 1), config.size), measurements)
+        rgb = np.clip(planes, 0, 1)
+        if config.frame is not None:
+            rgb = _frame(rgb, config.frame, measurements)
+        return PreparedImage(resize_planes(rgb, config.size), measurements)
 
     cube, bands = _select_bands(cutout, config.bands)
     cube = _clean(cube, cutout.path)
@@ -117,7 +131,17 @@ def prepare(cutout: Cutout, config: PreprocessConfig) -> PreparedImage:
         measurements.update(found.to_dict())
     cube = _field_of_view(cube, cutout, config)
     rgb = apply_stretch(cube, bands, config.stretch, config.stretch_params)
+    if config.frame is not None:
+        rgb = _frame(rgb, config.frame, measurements)
     return PreparedImage(resize_planes(rgb, config.size), measurements)
+
+
+def _frame(rgb: np.ndarray, frame: float, measurements: dict[str, Any]) -> np.ndarray:
+    from .framing import frame_galaxy
+
+    framed, box = frame_galaxy(rgb, frame=frame)
+    measurements["frame_box"] = box
+    return framed
 
 
 def _select_bands(cutout: Cutout, wanted: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:

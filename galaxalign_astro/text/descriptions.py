@@ -102,6 +102,40 @@ _DESCRIPTIONS: dict[str, tuple[str, ...]] = {
         "an edge-on galaxy with a rounded central bulge sticking out of the disk",
         "a side-on disk galaxy whose centre bulges above and below the disk",
     ),
+    # coarse groups of Galaxy10 DECaLS (taxonomy.CoarseGroup keys): what a row labelled
+    # only "spiral" (say) is known to be
+    "smooth": (
+        "a smooth galaxy with no disk, arms or bar",
+        "a featureless elliptical galaxy, round or elongated",
+        "a smooth blob of light that fades evenly from a bright centre",
+        "an elliptical galaxy without any spiral structure",
+        "a smooth galaxy, from round to cigar-shaped, with no features",
+        "a galaxy with a smooth, even glow and no structure",
+    ),
+    "spiral": (
+        "a spiral galaxy seen face-on",
+        "a disk galaxy with spiral arms",
+        "a face-on spiral galaxy, with or without a bar",
+        "a galaxy with arms winding out from its centre",
+        "a featured disk galaxy whose arms form a spiral pattern",
+        "a spiral galaxy with tightly or loosely wound arms",
+    ),
+    "edge_on": (
+        "a disk galaxy seen edge-on",
+        "a thin disk galaxy seen from the side, with or without a bulge",
+        "an edge-on galaxy that looks like a narrow streak of light",
+        "a flat disk seen exactly from the side",
+        "a side-on disk galaxy",
+        "a galaxy disk tilted so far that it is seen as a line",
+    ),
+    "merger_irregular": (
+        "a merging or disturbed galaxy",
+        "an irregular or interacting galaxy",
+        "a galaxy distorted by a merger or by a disturbance",
+        "colliding galaxies or a clumpy, lopsided galaxy",
+        "a galaxy with tidal features or an irregular shape",
+        "an odd galaxy, merging with a neighbour or irregular",
+    ),
 }
 
 #: class key -> plain-word descriptions (ours), read-only

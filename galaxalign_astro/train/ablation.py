@@ -107,6 +107,7 @@ def run_ablations(
     from ..datasets.splits import few_shot_indices
     from ..evaluate import evaluate_model
     from ..models.checkpoint import load_model
+    from .api import load_training_data
     from .data import split_stratified
     from .trainer import Trainer
 
@@ -118,9 +119,7 @@ def run_ablations(
         variant_config(base, name)  # fail on an unknown name before any work
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
-    images = load_dataset(
-        base.data.spec, base.preprocess, split=base.data.split, workers=base.data.workers
-    )
+    images = load_training_data(base)
     test = load_dataset(test_data, base.preprocess, split="all", workers=base.data.workers)
     train_idx, val_idx = split_stratified(images.labels, base.val_fraction, seed=base.seed)
     train_all, val = images.subset(train_idx), images.subset(val_idx)

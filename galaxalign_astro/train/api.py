@@ -33,34 +33,38 @@ def load_training_data(
     training split (``config.data.split``), with ``label_fraction`` of its
     labels; its test split is never seen by training.
     """
-    from ..datasets import load_dataset
+    from ..datasets import concat_datasets, load_dataset
     from ..taxonomy import get_taxonomy
 
-    spec = config.data.spec
+    specs = config.data.specs
     if data is not None:
-        spec = str(data)
+        specs = (str(data),)
     elif n_simulated is not None:
-        spec = f"simulated:{n_simulated}:{sim_seed}"
-    if spec is None:
+        specs = (f"simulated:{n_simulated}:{sim_seed}",)
+    if not specs:
         msg = "no training data: give a recipe [data] spec, a data set or catalog, or --simulate N"
         raise ValueError(msg)
-    images = load_dataset(
-        spec,
-        config.preprocess,
-        split=config.data.split,
-        label_fraction=config.data.label_fraction,
-        seed=config.data.split_seed,
-        workers=workers or config.data.workers,
-        verify=config.data.verify,
-    )
-    taxonomy = getattr(images, "taxonomy", None)
-    if taxonomy is not None and taxonomy.name != get_taxonomy(config.taxonomy).name:
-        msg = (
-            f"{spec}: its labels are {taxonomy.name} classes but the run is configured for "
-            f"{config.taxonomy}; set taxonomy = '{taxonomy.name}' (--set taxonomy={taxonomy.name})"
+    parts = []
+    for spec in specs:
+        images = load_dataset(
+            spec,
+            config.preprocess,
+            split=config.data.split,
+            label_fraction=config.data.label_fraction,
+            seed=config.data.split_seed,
+            workers=workers or config.data.workers,
+            verify=config.data.verify,
         )
-        raise ValueError(msg)
-    return images
+        taxonomy = getattr(images, "taxonomy", None)
+        if taxonomy is not None and taxonomy.name != get_taxonomy(config.taxonomy).name:
+            msg = (
+                f"{spec}: its labels are {taxonomy.name} classes but the run is configured for "
+                f"{config.taxonomy}; set taxonomy = '{taxonomy.name}' "
+                f"(--set taxonomy={taxonomy.name})"
+            )
+            raise ValueError(msg)
+        parts.append(images)
+    return parts[0] if len(parts) == 1 else concat_datasets(parts)
 
 
 def resolve_config(
@@ -156,7 +160,7 @@ def train_model(
     train_idx, val_idx = split_stratified(images.labels, config.val_fraction, seed=config.seed)
     log.info("training on %d images, validating on %d", len(train_idx), len(val_idx))
     trainer = Trainer(config)
-    source = getattr(images, "source", None) or {"data": config.data.spec}
+    source = getattr(images, "source", None) or {"data": list(config.data.specs)}
     val = images.subset(val_idx) if len(val_idx) else None
     return trainer.fit(
         images.subset(train_idx),

@@ -183,10 +183,11 @@ class DataSpec:
 
     Parameters
     ----------
-    spec : str or None
+    spec : str, list of str, or None
         A Galaxy10 DECaLS HDF5 file, a GalaxyMNIST file or folder, a label
-        catalog, or ``simulated:N:SEED``; None: given on the command line
-        (``--data`` / ``--simulate``).
+        catalog, or ``simulated:N:SEED``; a list of them trains on all of them
+        together (e.g. simulated and real images); None: given on the command
+        line (``--data`` / ``--simulate``).
     split : {'train', 'all'}
         Train on the data set's training split (its test split is never
         seen), or on every row (for data with no test use).
@@ -201,7 +202,7 @@ class DataSpec:
         Check the SHA-256 of a Galaxy10 DECaLS file first.
     """
 
-    spec: str | None = None
+    spec: str | tuple[str, ...] | None = None
     split: str = "train"
     label_fraction: float = 1.0
     split_seed: int = 42
@@ -209,9 +210,15 @@ class DataSpec:
     verify: bool = False
 
     def __post_init__(self) -> None:
-        if self.spec is not None and not str(self.spec).strip():
-            msg = "data spec must not be empty"
-            raise ValueError(msg)
+        if isinstance(self.spec, list | tuple):
+            object.__setattr__(self, "spec", tuple(str(s) for s in self.spec))
+            if not self.spec:
+                msg = "data spec must not be an empty list"
+                raise ValueError(msg)
+        for one in self.specs:
+            if not one.strip():
+                msg = "data spec must not be empty"
+                raise ValueError(msg)
         if self.split not in ("train", "all"):
             msg = f"data split must be 'train' or 'all', got {self.split!r}"
             raise ValueError(msg)
@@ -222,8 +229,18 @@ class DataSpec:
             msg = f"data workers must be >= 1, got {self.workers}"
             raise ValueError(msg)
 
+    @property
+    def specs(self) -> tuple[str, ...]:
+        """The data specs, as a tuple (empty when none is set)."""
+        if self.spec is None:
+            return ()
+        return self.spec if isinstance(self.spec, tuple) else (str(self.spec),)
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if isinstance(self.spec, tuple):
+            out["spec"] = list(self.spec)
+        return out
 
 
 @dataclass
@@ -236,6 +253,10 @@ class TrainConfig:
         open_clip architecture (``ViT-B-16``, ``convnext_base_w``, ``gxa-tiny``...).
     pretrained : str or None
         open_clip pretrained tag or local checkpoint file; None: random init.
+    init_from : str or None
+        A saved GalaxAlign model (directory or bundled name) whose image and text
+        towers start the run (ours: a warm start, e.g. from the simulated-only model);
+        same architecture. None: ``pretrained`` decides.
     preprocess : PreprocessConfig
         Stored with the model; ``size`` must be the architecture's image size.
     stages : list of StageConfig
@@ -283,6 +304,7 @@ class TrainConfig:
 
     architecture: str = "gxa-tiny"
     pretrained: str | None = None
+    init_from: str | None = None
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     stages: list[StageConfig] = field(default_factory=default_stages)
     batch_size: int = 64

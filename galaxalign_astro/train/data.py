@@ -25,6 +25,7 @@ __all__ = [
     "LabelledImages",
     "from_catalog",
     "from_simulation",
+    "prepare_files",
     "split_stratified",
     "to_uint8",
 ]
@@ -81,6 +82,24 @@ def _map(func: Callable, items: Sequence, workers: int) -> list:
         return [func(item) for item in items]
     with ProcessPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(func, items, chunksize=32))
+
+
+def prepare_files(
+    paths: Sequence[str], config: PreprocessConfig, *, workers: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Prepared uint8 images of the readable ``paths`` and the positions they came from.
+
+    Unreadable files are skipped with a warning naming them.
+    """
+    results = _map(_prepare_file, [(p, config) for p in paths], workers)
+    keep = np.array([i for i, r in enumerate(results) if not isinstance(r, str)], dtype=np.int64)
+    for r in results:
+        if isinstance(r, str):
+            log.warning("skipped: %s", r)
+    if not len(keep):
+        size = config.size
+        return np.zeros((0, 3, size, size), dtype=np.uint8), keep
+    return np.stack([results[i] for i in keep]), keep
 
 
 def from_catalog(

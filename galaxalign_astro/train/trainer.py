@@ -46,10 +46,10 @@ from torch import nn
 
 from .._version import __version__
 from ..inference.prototypes import class_probabilities, mix_prototypes, prototypes_for_classes
-from ..modalities import class_symbol_images, class_text_lists
+from ..modalities import class_text_lists, node_symbol_images
 from ..models.checkpoint import ModelSpec, save_model
 from ..models.factory import architecture_config, create_clip, get_tokenizer
-from ..models.loss import LossWeights, class_aware_contrastive
+from ..models.loss import PAIRS, trimodal_loss
 from ..models.trimodal import GalaxAlignModel
 from ..symbols import SymbolConfig
 from ..taxonomy import get_taxonomy
@@ -91,7 +91,6 @@ LAST_DIR = "last"
 RESUMABLE_CHANGES = frozenset(
     {"device", "num_workers", "log_every", "tensorboard", "eval_batch_size", "keep_checkpoints"}
 )
-PAIRS = ("image_text", "symbol_text", "image_symbol")
 VAL_KEYS = ("val_acc_text", "val_acc_symbol", "val_acc_mix")
 
 
@@ -156,36 +155,6 @@ class _TriModalStep(nn.Module):
         return image, symbol, text, model.logit_scale
 
 
-def _pair_losses(
-    image: torch.Tensor | None,
-    symbol: torch.Tensor | None,
-    text: torch.Tensor | None,
-    labels: torch.Tensor,
-    logit_scale: torch.Tensor,
-    weights: LossWeights,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Weighted tri-modal loss; parts stay tensors so logging needs no device sync per step."""
-    operands = {
-        "image_text": (image, text),
-        "symbol_text": (symbol, text),
-        "image_symbol": (image, symbol),
-    }
-    parts = {}
-    total = None
-    for pair in PAIRS:
-        weight = getattr(weights, pair)
-        a, b = operands[pair]
-        if not weight or a is None or b is None:
-            continue
-        value = class_aware_contrastive(a, b, labels, logit_scale)
-        parts[pair] = value.detach()
-        total = weight * value if total is None else total + weight * value
-    if total is None:
-        msg = "every loss pair has weight 0 (or there are no symbols): nothing to train"
-        raise ValueError(msg)
-    return total, parts
-
-
 def _resolve_device(name: str, context: DistContext) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -240,25 +209,32 @@ class Trainer:
                 f"but preprocessing makes {config.preprocess.size} px"
             )
             raise ValueError(msg)
+        if config.init_from is not None:
+            self._initialise_from(config.init_from)
         self.tokenizer = get_tokenizer(config.architecture)
+        # labels are nodes: the classes, then the taxonomy's coarse groups (one row each)
         keys = self.taxonomy.keys
-        self.class_texts = class_text_lists(keys, config.text)
-        self.class_symbols = class_symbol_images(keys, config.symbols, size=self.model.image_size)
-        self.text_tokens = [self.tokenizer(t) for t in self.class_texts]
+        nodes = self.taxonomy.node_keys
+        node_texts = class_text_lists(nodes, config.text)
+        self.class_texts = node_texts[: len(keys)]
+        node_symbols = node_symbol_images(self.taxonomy, config.symbols, size=self.model.image_size)
+        self.class_symbols = node_symbols[: len(keys)]
+        self.text_tokens = [self.tokenizer(t) for t in node_texts]
         counts = [len(t) for t in self.text_tokens]
         if min(counts) == 0:
-            empty = [k for k, c in zip(keys, counts, strict=True) if c == 0]
+            empty = [k for k, c in zip(nodes, counts, strict=True) if c == 0]
             msg = f"classes without descriptions cannot be trained: {empty}"
             raise ValueError(msg)
         context = self.text_tokens[0].shape[1]
-        table = torch.zeros((len(keys), max(counts), context), dtype=torch.long)
+        table = torch.zeros((len(nodes), max(counts), context), dtype=torch.long)
         for c, tokens in enumerate(self.text_tokens):
             table[c, : len(tokens)] = tokens
         self._token_table = table.to(self.device)
         self._token_counts = torch.tensor(counts, dtype=torch.float64)
-        symbols = torch.from_numpy(self.class_symbols).permute(0, 1, 4, 2, 3).contiguous()
-        self.symbol_tensor = symbols  # uint8 (C, V, 3, S, S)
+        symbols = torch.from_numpy(node_symbols).permute(0, 1, 4, 2, 3).contiguous()
+        self.symbol_tensor = symbols[: len(keys)]  # uint8 (C, V, 3, S, S)
         self._symbol_table = symbols.to(self.device)
+        self._members = torch.from_numpy(self.taxonomy.members_matrix()).to(self.device)
         self.augment = config.augment_config()
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {}
@@ -266,6 +242,22 @@ class Trainer:
         self._guard = StopGuard()
         self._carried_sums: dict[str, float] = {}
         self._prototype_cache: tuple | None = None
+
+    def _initialise_from(self, source: str) -> None:
+        """Start from the image and text towers of a saved model (ours: warm start)."""
+        from ..models.checkpoint import load_model
+
+        loaded = load_model(source, device="cpu")
+        if loaded.spec.architecture != self.config.architecture:
+            msg = (
+                f"init_from {source}: architecture {loaded.spec.architecture}, but the run "
+                f"trains {self.config.architecture}"
+            )
+            raise ValueError(msg)
+        state = {k: v.float() for k, v in loaded.model.clip.state_dict().items()}
+        self.model.clip.load_state_dict(state)
+        self.model.to(self.device)
+        log.info("image and text towers initialised from %s", source)
 
     # -- control ---------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -297,8 +289,14 @@ class Trainer:
         index: torch.Tensor,
         counters: tuple[int, ...],
         use_symbols: bool,
+        prototypes: bool = False,
     ):
-        """Local shard of one global batch: images, symbols, tokens (on device), global labels."""
+        """Local shard of one global batch: images, symbols, tokens (on device), global labels.
+
+        With ``prototypes``, one description and one symbol of every class follow the
+        batch's own (the prototype loss term); they are drawn after everything else,
+        so runs without that term draw exactly what they did before it existed.
+        """
         g = self._generator(*counters)
         labels = labels_all[index]
         n = len(index)
@@ -315,6 +313,15 @@ class Trainer:
         symbols = None
         if use_symbols:
             symbols = self._symbol_table[local_labels, variant[local].to(dev)].float().div_(255.0)
+        if prototypes:
+            classes = torch.arange(len(self.taxonomy))
+            pick = torch.rand(len(classes), generator=g, dtype=torch.float64)
+            pick = (pick * self._token_counts[classes]).long()
+            tokens = torch.cat([tokens, self._token_table[classes.to(dev), pick.to(dev)]])
+            if symbols is not None:
+                kind = torch.randint(self._symbol_table.shape[1], (len(classes),), generator=g)
+                extra = self._symbol_table[classes.to(dev), kind.to(dev)].float().div_(255.0)
+                symbols = torch.cat([symbols, extra])
         if self.augment is not None:
             images = self._augment(images, *counters, 0)
             if symbols is not None and self.config.augment_symbols:
@@ -494,10 +501,11 @@ class Trainer:
             )
             raise ValueError(msg)
         labels = np.asarray(train.labels, dtype=np.int64)
-        if labels.min() < 0 or labels.max() >= len(self.taxonomy):
+        if labels.min() < 0 or labels.max() >= self.taxonomy.n_nodes:
             msg = (
                 f"training labels must be class indices 0..{len(self.taxonomy) - 1} of "
-                f"{self.taxonomy.name}, got {labels.min()}..{labels.max()}"
+                f"{self.taxonomy.name} (or coarse groups up to {self.taxonomy.n_nodes - 1}), "
+                f"got {labels.min()}..{labels.max()}"
             )
             raise ValueError(msg)
         has_val = val is not None and len(val) > 0
@@ -643,12 +651,13 @@ class Trainer:
         order = torch.randperm(len(labels_all), generator=self._generator(si, epoch))
         self.model.train()
         use_symbols = stage.uses_symbols
+        use_prototypes = bool(stage.loss_weights.prototype)
         zero = torch.zeros((), device=self.device)
         # loss sums over the epoch; a run resumed inside an epoch starts from the saved ones
         carried = self._carried_sums if first_step else {}
         self._carried_sums = {}
         loss_sum = zero + carried.get("loss", 0.0)
-        part_sums = {p: zero + carried.get(p, 0.0) for p in PAIRS}
+        part_sums = {p: zero + carried.get(p, 0.0) for p in (*PAIRS, "prototype")}
         window_loss, window_start, window_steps = zero.clone(), time.perf_counter(), 0
         t0 = time.perf_counter()
         bar = tqdm(
@@ -662,7 +671,7 @@ class Trainer:
                 b = step * cfg.accumulate + micro
                 index = order[b * global_batch : (b + 1) * global_batch]
                 images, symbols, tokens, labels = self._batch(
-                    images_all, labels_all, index, (si, epoch, b), use_symbols
+                    images_all, labels_all, index, (si, epoch, b), use_symbols, use_prototypes
                 )
                 sync = (
                     cast(Any, step_module).no_sync()  # DDP: all-reduce only on the last micro-step
@@ -672,12 +681,27 @@ class Trainer:
                 with sync:
                     with self.precision.autocast():
                         image, symbol, text, scale = step_module(images, symbols, tokens)
+                    protos: dict[str, torch.Tensor] = {}
+                    if use_prototypes:
+                        # the class rows appended by _batch, split off before gathering
+                        n_classes = len(self.taxonomy)
+                        protos["text"], text = text[-n_classes:].float(), text[:-n_classes]
+                        if symbol is not None:
+                            protos["symbol"] = symbol[-n_classes:].float()
+                            symbol = symbol[:-n_classes]
                     image, symbol, text = (
                         gather_with_local_grad(e.float(), self.dist) if e is not None else None
                         for e in (image, symbol, text)
                     )
-                    loss, parts = _pair_losses(
-                        image, symbol, text, labels, scale, stage.loss_weights
+                    loss, parts = trimodal_loss(
+                        image,
+                        symbol,
+                        text,
+                        labels,
+                        scale,
+                        stage.loss_weights,
+                        members=self._members,
+                        prototypes=protos,
                     )
                     scaled = loss * (world / cfg.accumulate)
                     (scaler.scale(scaled) if scaler is not None else scaled).backward()
@@ -829,12 +853,14 @@ class Trainer:
         text, symbol = self._current_prototypes()
         emb = self.embed_images(data)
         labels = torch.from_numpy(np.asarray(data.labels)).to(self.device)
+        allowed = self._members[labels]  # a coarse label is right for any of its classes
+        rows = torch.arange(len(labels), device=self.device)
         out = {}
         for a in alphas:
             probs = class_probabilities(
                 emb, mix_prototypes(text, symbol, a), self.model.logit_scale
             )
-            out[a] = float((probs.argmax(1) == labels).float().mean())
+            out[a] = float(allowed[rows, probs.argmax(1)].float().mean())
         return out
 
     @torch.no_grad()
@@ -917,4 +943,4 @@ class Trainer:
 
 
 def _used(stage: StageConfig) -> set[str]:
-    return {p for p in PAIRS if getattr(stage.loss_weights, p)}
+    return {p for p in (*PAIRS, "prototype") if getattr(stage.loss_weights, p)}

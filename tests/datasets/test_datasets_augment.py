@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -37,7 +38,13 @@ def test_config_round_trips_through_json_and_checks_values():
     config = AugmentConfig.preset("galaxy")
     again = AugmentConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert again == config and again.zoom == (0.9, 1.1)
-    assert set(AUGMENT_PRESETS) == {"none", "flips", "galaxy"}
+    assert set(AUGMENT_PRESETS) == {"none", "flips", "galaxy", "real"}
+    real = AugmentConfig.preset("real")
+    assert AugmentConfig.from_dict(json.loads(json.dumps(real.to_dict()))) == real
+    with pytest.raises(ValueError, match="gamma"):
+        AugmentConfig(gamma=(1.2, 0.8))
+    with pytest.raises(ValueError, match="colour"):
+        AugmentConfig(colour=-0.1)
     with pytest.raises(ValueError, match="unknown augmentation parameters: spin"):
         AugmentConfig.from_dict({"spin": 1})
     with pytest.raises(ValueError, match="zoom"):
@@ -125,3 +132,17 @@ def test_bad_inputs_are_refused():
         augment(torch.zeros(2, 3, 8, 9), AugmentConfig(), gen())
     with pytest.raises(ValueError, match="floating"):
         augment(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), AugmentConfig(), gen())
+
+
+def test_colour_gains_and_gamma_change_each_image_and_plane_within_bounds():
+    images = torch.full((4, 3, 8, 8), 0.25)
+    config = AugmentConfig(rot90=False, flip=False, colour=0.2, gamma=(0.8, 1.25))
+    out = augment(images, config, gen(0))
+    per_plane = out.mean(dim=(2, 3))
+    # one value per plane of each image, all different; within gain and power bounds
+    assert len(torch.unique(per_plane)) == 12
+    low = 0.25**1.25 * math.exp(-0.2)
+    high = 0.25**0.8 * math.exp(0.2)
+    assert float(out.min()) >= low - 1e-6 and float(out.max()) <= high + 1e-6
+    # off by default: no draws, the same images
+    assert torch.equal(augment(images, AugmentConfig(rot90=False, flip=False), gen(0)), images)

@@ -8,9 +8,13 @@ Prints cutouts per second of
 
 and the ratio of end to end to the serial bound ``1 / (1/decode + 1/model)``.
 A ratio near 1 means the pipeline adds no overhead; above 1, decoding overlaps
-the model. Usage::
+the model. With ``--baseline MODEL`` the end-to-end run of that model (for
+instance ``simulated``, the previous default, whose preprocessing has no framing)
+is timed on the same cutouts, alternating with ``--model`` over ``--repeats``
+rounds, and the ratio of the medians is printed. Usage::
 
     python benchmarks/classify_throughput.py [--n 1000] [--model default] [--batch-size 64]
+        [--baseline simulated --repeats 3]
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--baseline", default=None, help="a second model timed end to end")
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
     import torch
@@ -77,6 +83,25 @@ def main() -> None:
             paths, out, model=predictor.loaded, batch_size=args.batch_size, workers=workers
         )
         end_to_end = args.n / (time.perf_counter() - t0)
+        compared = None
+        if args.baseline is not None:
+            import statistics
+
+            other = Predictor(args.baseline).loaded
+            rates: dict[str, list[float]] = {"model": [], "baseline": []}
+            for i in range(args.repeats):
+                for role, loaded in (("model", predictor.loaded), ("baseline", other)):
+                    target = os.path.join(tmp, f"{role}{i}.fits")
+                    t0 = time.perf_counter()
+                    classify_to_file(
+                        paths, target, model=loaded, batch_size=args.batch_size, workers=workers
+                    )
+                    rates[role].append(args.n / (time.perf_counter() - t0))
+            compared = (
+                other.spec.name,
+                statistics.median(rates["model"]),
+                statistics.median(rates["baseline"]),
+            )
 
     bound = 1.0 / (1.0 / decode + 1.0 / model)
     print(
@@ -89,6 +114,12 @@ def main() -> None:
     print(f"serial bound      : {bound:9.1f} cutouts/s")
     print(f"classify end2end  : {end_to_end:9.1f} cutouts/s")
     print(f"ratio end2end / serial bound: {end_to_end / bound:.2f}  (target >= 0.9)")
+    if compared is not None:
+        name, mine, theirs = compared
+        print(
+            f"end2end, median of {args.repeats} alternating runs: {predictor.loaded.spec.name} "
+            f"{mine:.1f}/s, {name} {theirs:.1f}/s, ratio {mine / theirs:.2f}"
+        )
 
 
 if __name__ == "__main__":

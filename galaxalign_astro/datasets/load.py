@@ -87,7 +87,8 @@ def concat_datasets(parts: list[DatasetImages]) -> DatasetImages:
     """One data set of several (same image size and taxonomy), e.g. simulated and real.
 
     ``info`` columns missing from a part are '' for its rows; a part without
-    a ``source`` column names its rows by its kind (``simulated``...).
+    a ``source`` column names its rows by its kind (``simulated``...); ``part``
+    is the position of each row's data set in ``parts``.
     """
     if not parts:
         msg = "nothing to concatenate"
@@ -102,7 +103,7 @@ def concat_datasets(parts: list[DatasetImages]) -> DatasetImages:
         raise ValueError(msg)
     taxonomy = next((p.taxonomy for p in parts if p.taxonomy is not None), None)
     keys = sorted({k for p in parts for k in p.info} | {"source"})
-    info = {}
+    info = {"part": np.concatenate([np.full(len(p), str(i)) for i, p in enumerate(parts)])}
     for key in keys:
         columns = []
         for p in parts:

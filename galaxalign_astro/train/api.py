@@ -14,7 +14,7 @@ from .config import DataSpec, TrainConfig, load_recipe
 from .data import LabelledImages, split_stratified
 from .trainer import Trainer, TrainResult
 
-__all__ = ["load_training_data", "resolve_config", "train_model"]
+__all__ = ["load_training_data", "oversample", "resolve_config", "train_model"]
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +158,7 @@ def train_model(
         config = replace(config, data=replace(config.data, workers=workers))
     images = load_training_data(config, workers=workers)
     train_idx, val_idx = split_stratified(images.labels, config.val_fraction, seed=config.seed)
+    train_idx = oversample(images, train_idx, config)
     log.info("training on %d images, validating on %d", len(train_idx), len(val_idx))
     trainer = Trainer(config)
     source = getattr(images, "source", None) or {"data": list(config.data.specs)}
@@ -176,6 +177,39 @@ def train_model(
             "n_val": len(val_idx),
         },
     )
+
+
+def oversample(images: LabelledImages, rows: np.ndarray, config: TrainConfig) -> np.ndarray:
+    """``rows`` with the repeats of ``config.data`` (``repeat`` per spec, ``balance``)."""
+    from ..taxonomy import get_taxonomy
+
+    data = config.data
+    if data.repeat is None and not data.balance:
+        return rows
+    info = getattr(images, "info", None) or {}
+    part = info.get("part")
+    parts = np.zeros(len(images), dtype=np.int64) if part is None else part.astype(np.int64)
+    labels = np.asarray(images.labels, dtype=np.int64)
+    taxonomy = get_taxonomy(config.taxonomy)
+    if taxonomy.groups:
+        n, group_of_class = len(taxonomy), taxonomy.group_of_class()
+        kind = np.where(labels < n, group_of_class[np.minimum(labels, n - 1)], labels - n)
+    else:
+        kind = labels
+    times = np.ones(len(rows), dtype=np.int64)
+    for p in np.unique(parts[rows]):
+        mine = parts[rows] == p
+        times[mine] *= data.repeat[p] if data.repeat is not None else 1
+        if data.balance:
+            counts = {k: int(np.sum(kind[rows][mine] == k)) for k in np.unique(kind[rows][mine])}
+            largest = max(counts.values())
+            for k, c in counts.items():
+                factor = min(8, max(1, round((largest / c) ** data.balance)))
+                times[mine & (kind[rows] == k)] *= factor
+    if np.all(times == 1):
+        return rows
+    log.info("oversampling: %d training rows become %d", len(rows), int(times.sum()))
+    return np.repeat(rows, times)
 
 
 def _jsonable(value: Any) -> Any:

@@ -200,6 +200,14 @@ class DataSpec:
         Processes preparing the images.
     verify : bool
         Check the SHA-256 of a Galaxy10 DECaLS file first.
+    repeat : list of int or None
+        How many times each spec's training images appear in an epoch (ours:
+        weights simulated against real data); None: once each.
+    balance : float
+        Oversampling of rare classes (ours): within each spec, the training images
+        of a class (or, with coarse groups, of a group) are repeated
+        ``round((n_largest / n_class) ** balance)`` times, at most 8; 0 is off.
+        Repeats come after the validation hold-out, so no image is on both sides.
     """
 
     spec: str | tuple[str, ...] | None = None
@@ -208,6 +216,8 @@ class DataSpec:
     split_seed: int = 42
     workers: int = 1
     verify: bool = False
+    repeat: tuple[int, ...] | None = None
+    balance: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.spec, list | tuple):
@@ -228,6 +238,20 @@ class DataSpec:
         if self.workers < 1:
             msg = f"data workers must be >= 1, got {self.workers}"
             raise ValueError(msg)
+        if self.repeat is not None:
+            repeat = tuple(self.repeat)
+            if len(repeat) != len(self.specs) or any(
+                not isinstance(r, int) or r < 1 for r in repeat
+            ):
+                msg = (
+                    f"data repeat must be one whole number >= 1 per spec ({len(self.specs)}), "
+                    f"got {list(repeat)}"
+                )
+                raise ValueError(msg)
+            object.__setattr__(self, "repeat", repeat)
+        if not 0.0 <= self.balance <= 2.0:
+            msg = f"data balance must be in [0, 2], got {self.balance}"
+            raise ValueError(msg)
 
     @property
     def specs(self) -> tuple[str, ...]:
@@ -240,6 +264,8 @@ class DataSpec:
         out = asdict(self)
         if isinstance(self.spec, tuple):
             out["spec"] = list(self.spec)
+        if self.repeat is not None:
+            out["repeat"] = list(self.repeat)
         return out
 
 

@@ -65,3 +65,29 @@ def test_validation_counts_a_coarse_label_right_for_any_of_its_classes():
     # coarse labels of the true classes: at least the fine accuracy
     coarse = trainer.validate(LabelledImages(val.images, GROUP[val.labels]))
     assert coarse["val_acc_text"] >= fine["val_acc_text"]
+
+
+def test_oversampling_repeats_specs_and_rare_groups_after_the_hold_out():
+    from galaxalign_astro.datasets import DatasetImages, concat_datasets
+    from galaxalign_astro.train.api import oversample
+    from galaxalign_astro.train.config import DataSpec
+
+    images = np.zeros((1, 3, 4, 4), dtype=np.uint8)
+    spiral = GALAXY10_DECALS.group_label("spiral")
+    sim = DatasetImages(images.repeat(4, 0), np.array([0, 2, 5, 8]), source={"kind": "simulated"})
+    # real: 4 smooth (coarse), 1 barred spiral (fine, in the spiral group), 1 spiral (coarse)
+    real_labels = np.array([GALAXY10_DECALS.group_label("smooth")] * 4 + [5, spiral])
+    real = DatasetImages(images.repeat(6, 0), real_labels, source={"kind": "catalog"})
+    both = concat_datasets([sim, real])
+    config = tiny_config(data=DataSpec(spec=("a", "b"), repeat=(1, 2), balance=1.0))
+    rows = np.arange(len(both))
+    out = oversample(both, rows, config)
+    counts = np.bincount(out, minlength=len(both))
+    # simulated: four classes of four groups, one each -> balanced already, repeat 1
+    assert counts[:4].tolist() == [1, 1, 1, 1]
+    # real: repeat 2; smooth 4 rows vs spiral 2 rows (fine and coarse together) -> spiral x2
+    assert counts[4:].tolist() == [2, 2, 2, 2, 4, 4]
+    # rows held out for validation are never repeated into training
+    assert set(oversample(both, rows[:8], config)) <= set(range(8))
+    with pytest.raises(ValueError, match="one whole number >= 1 per spec"):
+        DataSpec(spec=("a", "b"), repeat=(1,))

@@ -43,7 +43,7 @@ __all__ = ["command"]
 @overwrite_option
 @common_options
 def command(paths, output, model, batch_size, device, workers, classes, embeddings, overwrite):
-    """Classify galaxy cutouts (FITS, PNG, JPEG; files, directories or globs).
+    """Classify galaxy cutouts (FITS, PNG, JPEG, TIFF; files, directories or globs).
 
     Writes one row per input with the morphology class, probabilities and
     (optionally) embeddings. Exit status: 0 all inputs classified, 3 some inputs

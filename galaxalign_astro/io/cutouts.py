@@ -10,8 +10,9 @@ FITS layouts understood (see the user guide):
   ``BSCALE``/``BZERO`` and ``BLANK`` (astropy applies the scaling and gives NaN
   for blanks).
 
-PNG/JPEG files are already-stretched colour composites: they come back with
-``kind='rgb'`` and skip the stretch, but not the resizing.
+PNG/JPEG/TIFF files are already-stretched colour composites: they come back with
+``kind='rgb'`` and skip the stretch, but not the resizing. Their pixels are scaled to
+[0, 1] by the file's bit depth (8, 16 or 32 bits), so 16-bit images keep their range.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from ..errors import CutoutError
 __all__ = ["IMAGE_SUFFIXES", "Cutout", "expand_inputs", "normalise_band", "read_cutout"]
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fits.fz", ".fz")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 _KNOWN_BANDS = ("u", "g", "r", "i", "z", "y", "w1", "w2", "w3", "w4", "nuv", "fuv")
 
 
@@ -135,11 +136,51 @@ def _read_image(path: str) -> Cutout:
 
     try:
         with Image.open(path) as img:
-            rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+            planes = _image_planes(img)
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         msg = f"{path}: not a readable image ({exc})"
         raise CutoutError(msg) from None
-    return Cutout(np.moveaxis(rgb, -1, 0).copy(), ("R", "G", "B"), "rgb", None, path)
+    return Cutout(planes, ("R", "G", "B"), "rgb", None, path)
+
+
+def _image_planes(img) -> np.ndarray:
+    """Return an image as (3, H, W) float32 in [0, 1], scaled by its real bit depth.
+
+    ``Image.convert("RGB")`` clips the high-depth single-band modes (16-bit grey PNG or
+    TIFF: ``I;16``; 32-bit integer: ``I``; float: ``F``) at 255 instead of scaling
+    them, so those are scaled here. 16-bit RGB PNGs already come out of Pillow as
+    8-bit ``RGB`` (the high byte of each sample), which is scaled correctly.
+    """
+    mode = img.mode
+    if mode.startswith("I;16"):
+        grey = np.asarray(img, dtype=np.float64) / 65535.0
+    elif mode == "I":
+        grey = np.asarray(img, dtype=np.float64) / (2.0 ** _bits_per_sample(img) - 1.0)
+    elif mode == "F":
+        grey = np.asarray(img, dtype=np.float64)
+        finite = grey[np.isfinite(grey)]
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        # a float image has no bit depth: [0, 1] is the convention; other ranges are
+        # mapped onto it rather than clipped
+        if (low < 0.0 or high > 1.0) and high > low:
+            grey = (grey - low) / (high - low)
+    else:
+        rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+        return np.moveaxis(rgb, -1, 0).copy()
+    grey = np.clip(grey, 0.0, 1.0).astype(np.float32)
+    return np.repeat(grey[None], 3, axis=0)
+
+
+def _bits_per_sample(img) -> int:
+    """Bits per sample of a mode ``I`` image: the TIFF tag, 16 for PNG, else 32."""
+    tags = getattr(img, "tag_v2", None)
+    if tags is not None:
+        bits = tags.get(258)  # BitsPerSample
+        if isinstance(bits, tuple):
+            bits = bits[0] if bits else None
+        if isinstance(bits, int) and 1 <= bits <= 32:
+            return bits
+    return 16 if img.format == "PNG" else 32
 
 
 def _read_fits(path: str, *, hdu: int | str | None) -> Cutout:

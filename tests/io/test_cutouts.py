@@ -1,5 +1,7 @@
 import gzip
 import shutil
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -78,6 +80,72 @@ def test_png_is_rgb(tmp_path):
     c = read_cutout(tmp_path / "a.png")
     assert c.kind == "rgb" and c.data.shape == (3, 20, 30)
     np.testing.assert_allclose(c.data[0], rgb[..., 0] / 255.0, atol=1e-6)
+
+
+def _ramp(dtype, top):
+    """A (16, 16) ramp from 0 to ``top`` of ``dtype``."""
+    return (np.linspace(0.0, 1.0, 256).reshape(16, 16) * top).astype(dtype)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_16_bit_grey_is_scaled_by_its_depth_not_clipped(tmp_path, suffix):
+    grey = _ramp(np.uint16, 65535)
+    path = tmp_path / f"g16{suffix}"
+    Image.fromarray(grey).save(path)
+    with Image.open(path) as img:
+        assert img.mode == "I;16"
+    c = read_cutout(path)
+    assert c.kind == "rgb" and c.data.shape == (3, 16, 16)
+    for plane in c.data:
+        np.testing.assert_allclose(plane, grey / 65535.0, atol=1e-6)
+    assert np.mean(c.data == 1.0) < 0.01
+
+
+def test_32_bit_integer_tiff_is_scaled_by_its_depth(tmp_path):
+    grey = _ramp(np.int32, 2**31 - 1)
+    path = tmp_path / "i32.tif"
+    Image.fromarray(grey).save(path)
+    with Image.open(path) as img:
+        assert img.mode == "I"
+    c = read_cutout(path)
+    np.testing.assert_allclose(c.data[0], grey / (2.0**32 - 1), atol=1e-6)
+
+
+def test_float_tiff_in_unit_range_is_kept_and_other_ranges_mapped(tmp_path):
+    unit = _ramp(np.float32, 1.0)
+    Image.fromarray(unit).save(tmp_path / "unit.tif")
+    np.testing.assert_allclose(read_cutout(tmp_path / "unit.tif").data[1], unit, atol=1e-6)
+    Image.fromarray(unit * 4000.0 - 1000.0).save(tmp_path / "wide.tif")
+    np.testing.assert_allclose(read_cutout(tmp_path / "wide.tif").data[1], unit, atol=1e-5)
+
+
+def _write_png16(path, samples):
+    """Write a 16-bit PNG (grey, grey+alpha, RGB or RGBA), which Pillow cannot write."""
+
+    def chunk(kind, data):
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    height, width, channels = samples.shape
+    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
+    raw = b"".join(b"\0" + row.astype(">u2").tobytes() for row in samples)
+    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def test_16_bit_rgb_png_is_not_clipped(tmp_path):
+    rgb = np.stack([_ramp(np.uint16, 65535), _ramp(np.uint16, 30000), _ramp(np.uint16, 600)], -1)
+    c = read_cutout(_write_png16(tmp_path / "rgb16.png", rgb))
+    assert c.data.shape == (3, 16, 16)
+    # Pillow keeps the high byte of each 16-bit sample: 8-bit precision, full range
+    np.testing.assert_allclose(c.data, np.moveaxis(rgb, -1, 0) / 65535.0, atol=1 / 255)
 
 
 @pytest.mark.parametrize(

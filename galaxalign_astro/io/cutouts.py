@@ -35,6 +35,9 @@ __all__ = ["IMAGE_SUFFIXES", "Cutout", "expand_inputs", "normalise_band", "read_
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fits.fz", ".fz")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 _KNOWN_BANDS = ("u", "g", "r", "i", "z", "y", "w1", "w2", "w3", "w4", "nuv", "fuv")
+#: smallest width and height of a usable cutout (the smallest model input size, too):
+#: a 1x1 or 2x2 image resized to the model's input classifies as an arbitrary class
+MIN_SIDE = 8
 
 
 @dataclass
@@ -116,7 +119,8 @@ def read_cutout(path: str | os.PathLike[str], *, hdu: int | str | None = None) -
     Raises
     ------
     CutoutError
-        With a one-line message naming the file, when it cannot be used.
+        With a one-line message naming the file, when it cannot be used: unreadable,
+        smaller than ``MIN_SIDE`` x ``MIN_SIDE`` pixels, or constant (no signal).
     """
     name = str(path)
     lower = name.lower()
@@ -127,8 +131,37 @@ def read_cutout(path: str | os.PathLike[str], *, hdu: int | str | None = None) -
         msg = f"{name}: empty file"
         raise CutoutError(msg)
     if lower.endswith(IMAGE_SUFFIXES):
-        return _read_image(name)
-    return _read_fits(name, hdu=hdu)
+        cutout = _read_image(name)
+    else:
+        cutout = _read_fits(name, hdu=hdu)
+    _check_not_degenerate(cutout)
+    return cutout
+
+
+def _check_not_degenerate(cutout: Cutout) -> None:
+    """Refuse cutouts that a model would classify as an arbitrary class.
+
+    Images with no finite pixel at all are left to the preprocessing, which names
+    that case ("no usable signal").
+    """
+    ny, nx = cutout.shape
+    if min(ny, nx) < MIN_SIDE:
+        msg = f"{cutout.path}: image is {nx}x{ny} pixels; at least {MIN_SIDE}x{MIN_SIDE} needed"
+        raise CutoutError(msg)
+    levels = set()
+    for plane in cutout.data:
+        finite = plane[np.isfinite(plane)]
+        if finite.size == 0:
+            continue
+        if finite.min() != finite.max():
+            return
+        levels.add(float(finite[0]))
+    if len(levels) == 1:
+        msg = f"{cutout.path}: constant image: no signal (every pixel is {levels.pop():g})"
+        raise CutoutError(msg)
+    if levels:
+        msg = f"{cutout.path}: constant image: no signal (every plane has one value)"
+        raise CutoutError(msg)
 
 
 def _read_image(path: str) -> Cutout:

@@ -75,6 +75,35 @@ def test_classify_exit_codes(micro_model, cutout_dir, tmp_path):
     assert "zero.fits: empty file" in res.output
 
 
+def test_degenerate_images_are_error_rows(micro_model, cutout_dir, tmp_path):
+    from astropy.io import fits
+    from PIL import Image
+
+    from tests.cutout_factory import galaxy_cube
+
+    fits.PrimaryHDU(galaxy_cube(2)).writeto(cutout_dir / "tiny.fits")
+    fits.PrimaryHDU(np.full((3, 32, 32), 0.25, np.float32)).writeto(cutout_dir / "flat.fits")
+    Image.fromarray(np.full((1, 1, 3), 128, np.uint8)).save(cutout_dir / "dot.png")
+    out = tmp_path / "out.ecsv"
+    res = CliRunner().invoke(
+        cli,
+        ["classify", str(cutout_dir), "-o", str(out), "--model", str(micro_model), "-q"],
+    )
+    assert res.exit_code == 3, res.output
+    table = Table.read(out)
+    assert len(table) == 8
+    failed = {
+        str(p).rsplit("/", 1)[-1]: m
+        for p, s, m in table["source", "status", "message"]
+        if s == "error"
+    }
+    assert sorted(failed) == ["dot.png", "flat.fits", "tiny.fits"]
+    assert failed["tiny.fits"].endswith("image is 2x2 pixels; at least 8x8 needed")
+    assert failed["dot.png"].endswith("image is 1x1 pixels; at least 8x8 needed")
+    assert "constant image: no signal" in failed["flat.fits"]
+    assert (table["status"] == "ok").sum() == 5
+
+
 def test_usage_error_is_2(tmp_path):
     res = CliRunner().invoke(cli, ["classify", "x.fits"])
     assert res.exit_code == 2

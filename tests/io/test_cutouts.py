@@ -188,6 +188,42 @@ def test_wrong_shape(tmp_path):
         read_cutout(path)
 
 
+@pytest.mark.parametrize("side", [1, 2, 7])
+def test_tiny_images_are_refused(tmp_path, side):
+    fits.PrimaryHDU(galaxy_cube(side)).writeto(tmp_path / "tiny.fits")
+    rgb = (np.random.default_rng(0).random((side, side, 3)) * 255).astype(np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "tiny.png")
+    for name in ("tiny.fits", "tiny.png"):
+        with pytest.raises(CutoutError) as err:
+            read_cutout(tmp_path / name)
+        assert str(err.value) == (
+            f"{tmp_path / name}: image is {side}x{side} pixels; at least 8x8 needed"
+        )
+
+
+def test_constant_images_are_refused(tmp_path):
+    fits.PrimaryHDU(np.full((3, 16, 16), 7.5, np.float32)).writeto(tmp_path / "flat.fits")
+    with pytest.raises(CutoutError, match=r"flat\.fits: constant image: no signal.*7\.5"):
+        read_cutout(tmp_path / "flat.fits")
+    # one colour everywhere, blank (NaN) pixels aside, is no signal either
+    flat = np.full((16, 16, 3), (200, 40, 10), np.uint8)
+    Image.fromarray(flat).save(tmp_path / "flat.png")
+    with pytest.raises(CutoutError, match=r"flat\.png: constant image: no signal"):
+        read_cutout(tmp_path / "flat.png")
+    blanks = np.full((16, 16), 3.0, np.float32)
+    blanks[:4] = np.nan
+    fits.PrimaryHDU(blanks).writeto(tmp_path / "blanks.fits")
+    with pytest.raises(CutoutError, match="constant image"):
+        read_cutout(tmp_path / "blanks.fits")
+
+
+def test_one_constant_band_is_not_a_constant_image(tmp_path):
+    cube = galaxy_cube(16)
+    cube[1] = 0.0
+    path = write_cube(tmp_path / "c.fits", cube)
+    np.testing.assert_allclose(read_cutout(path).data, cube)
+
+
 def test_missing_file():
     with pytest.raises(CutoutError, match="no such file"):
         read_cutout("/nonexistent/x.fits")

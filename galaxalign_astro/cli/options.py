@@ -21,6 +21,7 @@ __all__ = [
     "fetch_request_options",
     "model_option",
     "overwrite_option",
+    "recursive_option",
     "run_library_call",
 ]
 
@@ -51,6 +52,17 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def overwrite_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--overwrite", is_flag=True, help="Replace an existing output instead of refusing."
+    )(func)
+
+
+def recursive_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--recursive``: also read the cutouts in sub-folders of the given folders."""
+    return click.option(
+        "-r",
+        "--recursive",
+        is_flag=True,
+        help="Also read the cutouts in the sub-folders of the given folders "
+        '(a quoted "dir/**/*.fits" pattern does this for one pattern).',
     )(func)
 
 

@@ -125,7 +125,10 @@ def read_cutout(path: str | os.PathLike[str], *, hdu: int | str | None = None) -
     name = str(path)
     lower = name.lower()
     if not os.path.exists(name):
-        msg = f"{name}: no such file"
+        if os.path.islink(name):
+            msg = f"{name}: broken symbolic link (to {os.readlink(name)}, which does not exist)"
+        else:
+            msg = f"{name}: no such file"
         raise CutoutError(msg)
     if os.path.getsize(name) == 0:
         msg = f"{name}: empty file"
@@ -317,27 +320,76 @@ def _celestial_wcs(header):
     return wcs if wcs.has_celestial else None
 
 
-def expand_inputs(items: Iterable[str | os.PathLike[str]]) -> list[str]:
-    """Expand directories (their FITS/PNG/JPEG files, sorted) and glob patterns to paths.
+def expand_inputs(items: Iterable[str | os.PathLike[str]], *, recursive: bool = False) -> list[str]:
+    """Expand directories (their FITS/PNG/JPEG/TIFF files, sorted) and glob patterns to paths.
 
-    A plain path that does not exist is kept, so it is reported as a failed input
-    rather than silently dropped.
+    Parameters
+    ----------
+    items : iterable of path-like
+        Files, directories and glob patterns; ``**`` in a pattern matches any
+        number of sub-folders (``"survey/**/*.fits"``).
+    recursive : bool
+        Also take the cutouts in the sub-folders of the given directories (hidden
+        sub-folders, names starting with ``.``, aside; each folder is read once, so
+        symbolic-link loops end).
+
+    Returns
+    -------
+    paths : list of str
+        A plain path that does not exist is kept, and so is a symbolic link to a
+        missing file in a directory, so they are reported as failed inputs rather
+        than silently dropped. Folders matched by a glob pattern are left out.
+
+    Raises
+    ------
+    ValueError
+        A given directory holds no cutout files but sub-folders, and ``recursive``
+        is False.
     """
     out: list[str] = []
     for item in items:
         text = str(item)
         if os.path.isdir(text):
-            found = sorted(
-                str(p)
-                for p in Path(text).iterdir()
-                if p.is_file() and p.name.lower().endswith(FITS_SUFFIXES + IMAGE_SUFFIXES)
-            )
+            found = _folder_cutouts(text, recursive=recursive)
+            if not found and not recursive:
+                subfolders = sorted(
+                    e.name for e in os.scandir(text) if e.is_dir() and not e.name.startswith(".")
+                )
+                if subfolders:
+                    shown = ", ".join(subfolders[:3]) + (", ..." if len(subfolders) > 3 else "")
+                    msg = (
+                        f"{text}: no cutout files at the top level, only sub-folders ({shown}); "
+                        "pass --recursive (recursive=True) to read the cutouts in them"
+                    )
+                    raise ValueError(msg)
             out.extend(found)
         elif glob.has_magic(text) and not os.path.exists(text):
-            out.extend(sorted(glob.glob(text)))
+            out.extend(p for p in sorted(glob.glob(text, recursive=True)) if not os.path.isdir(p))
         else:
             out.append(text)
     return out
+
+
+def _folder_cutouts(folder: str, *, recursive: bool) -> list[str]:
+    """The cutout files in ``folder`` (and below it when ``recursive``), sorted."""
+    found: list[str] = []
+    seen: set[tuple[int, int]] = set()
+    pending = [folder]
+    while pending:
+        current = pending.pop()
+        info = os.stat(current)
+        if (info.st_dev, info.st_ino) in seen:
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        with os.scandir(current) as entries:
+            for entry in entries:
+                if entry.is_dir():
+                    if recursive and not entry.name.startswith("."):
+                        pending.append(entry.path)
+                elif is_cutout_path(entry.name) and (entry.is_file() or entry.is_symlink()):
+                    # a symlink that is neither file nor folder points nowhere: kept to be reported
+                    found.append(str(Path(entry.path)))
+    return sorted(found)
 
 
 def is_cutout_path(path: str) -> bool:

@@ -924,8 +924,13 @@ def index_cutouts(
     workers: int | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    recursive: bool = False,
 ) -> tuple[SearchIndex, Any]:
     """Classify and embed cutouts, write their catalog into the index folder, index it.
+
+    ``paths`` are files, directories and glob patterns, expanded as by
+    `~galaxalign_astro.io.expand_inputs` (``recursive``: sub-folders of
+    directories too).
 
     The catalog is ``<directory>/catalog.fits`` (sources as absolute paths, so
     montages find the cutouts from anywhere). With ``add``, cutouts whose path is
@@ -945,7 +950,7 @@ def index_cutouts(
 
     out = Path(directory)
     catalog = out / CUTOUT_CATALOG
-    files = [os.path.abspath(p) for p in expand_inputs(paths)]
+    files = [os.path.abspath(p) for p in expand_inputs(paths, recursive=recursive)]
     if not files:
         msg = "no input cutouts (empty directory or glob with no match)"
         raise ValueError(msg)

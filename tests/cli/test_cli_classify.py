@@ -104,6 +104,28 @@ def test_degenerate_images_are_error_rows(micro_model, cutout_dir, tmp_path):
     assert (table["status"] == "ok").sum() == 5
 
 
+def test_sub_folders_recursive_and_double_star(micro_model, cutout_dir, tmp_path):
+    survey = tmp_path / "survey"
+    for i, path in enumerate(sorted(cutout_dir.iterdir())):
+        (survey / f"brick{i % 2}").mkdir(parents=True, exist_ok=True)
+        path.rename(survey / f"brick{i % 2}" / path.name)
+    (survey / "brick0" / "gone.fits").symlink_to(tmp_path / "deleted.fits")
+    base = ["--model", str(micro_model), "--workers", "0", "-q"]
+    res = CliRunner().invoke(cli, ["classify", str(survey), "-o", str(tmp_path / "a.ecsv"), *base])
+    assert res.exit_code == 1
+    assert "only sub-folders (brick0, brick1); pass --recursive" in res.output
+    assert "empty directory" not in res.output
+    for args, name in [
+        ([str(survey), "--recursive"], "b.ecsv"),
+        ([f"{survey}/**/*.fits"], "c.ecsv"),
+    ]:
+        res = CliRunner().invoke(cli, ["classify", *args, "-o", str(tmp_path / name), *base])
+        assert res.exit_code == 3, res.output
+        table = Table.read(tmp_path / name)
+        assert len(table) == 6 and (table["status"] == "ok").sum() == 5
+        assert "gone.fits: broken symbolic link" in res.output
+
+
 def test_usage_error_is_2(tmp_path):
     res = CliRunner().invoke(cli, ["classify", "x.fits"])
     assert res.exit_code == 2

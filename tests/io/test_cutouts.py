@@ -244,3 +244,53 @@ def test_expand_inputs(tmp_path):
     ]
     assert expand_inputs([str(tmp_path / "*.fits")]) == [str(tmp_path / "b.fits")]
     assert expand_inputs(["missing.fits"]) == ["missing.fits"]
+
+
+def _tree(top):
+    """top/a.fits, top/sub/b.fits, top/sub/deeper/c.png, top/.hidden/d.fits."""
+    for name in ("a.fits", "sub/b.fits", "sub/deeper/c.png", ".hidden/d.fits"):
+        (top / name).parent.mkdir(parents=True, exist_ok=True)
+        (top / name).write_bytes(b"x")
+    return [str(top / n) for n in ("a.fits", "sub/b.fits", "sub/deeper/c.png")]
+
+
+def test_double_star_glob_matches_every_level(tmp_path):
+    a, b, _ = _tree(tmp_path)
+    assert expand_inputs([str(tmp_path / "**" / "*.fits")]) == [a, b]
+
+
+def test_glob_matches_no_folders(tmp_path):
+    a, _, _ = _tree(tmp_path)
+    assert expand_inputs([str(tmp_path / "*")]) == [a]
+
+
+def test_recursive_takes_the_sub_folders(tmp_path):
+    files = _tree(tmp_path)
+    assert expand_inputs([tmp_path]) == files[:1]
+    assert expand_inputs([tmp_path], recursive=True) == files
+
+
+def test_recursive_ends_on_symlink_loops(tmp_path):
+    files = _tree(tmp_path)
+    (tmp_path / "sub" / "loop").symlink_to(tmp_path, target_is_directory=True)
+    assert expand_inputs([tmp_path], recursive=True) == files
+
+
+def test_folder_with_only_sub_folders_suggests_recursive(tmp_path):
+    _tree(tmp_path / "survey")
+    (tmp_path / "survey" / "a.fits").unlink()
+    with pytest.raises(
+        ValueError,
+        match=r"survey: no cutout files at the top level, only "
+        r"sub-folders \(sub\); pass --recursive",
+    ):
+        expand_inputs([tmp_path / "survey"])
+    assert len(expand_inputs([tmp_path / "survey"], recursive=True)) == 2
+
+
+def test_dangling_symlinks_are_failed_inputs(tmp_path):
+    (tmp_path / "good.fits").write_bytes(b"x")
+    (tmp_path / "gone.fits").symlink_to(tmp_path / "deleted.fits")
+    assert expand_inputs([tmp_path]) == [str(tmp_path / "gone.fits"), str(tmp_path / "good.fits")]
+    with pytest.raises(CutoutError, match=r"gone\.fits: broken symbolic link \(to .*deleted"):
+        read_cutout(tmp_path / "gone.fits")

@@ -154,6 +154,29 @@ def test_index_from_cutouts_and_add(micro_model, other_model, cutout_dir, tmp_pa
     assert refused.exit_code == 1 and "build a separate index" in refused.output
 
 
+def test_index_cutouts_recursive(micro_model, cutout_dir, tmp_path):
+    nested = cutout_dir / "night2"
+    nested.mkdir()
+    shutil.move(cutout_dir / "g0.fits", nested / "g0.fits")
+    out = tmp_path / "idx"
+    flat = run(index_command, "--cutouts", cutout_dir, "-o", out, "--model", micro_model)
+    assert flat.exit_code == 0, flat.output
+    assert len(EmbeddingIndex.load(out)) == 4
+    deep = run(
+        index_command,
+        "--cutouts",
+        cutout_dir,
+        "--recursive",
+        "-o",
+        out,
+        "--model",
+        micro_model,
+        "--overwrite",
+    )
+    assert deep.exit_code == 0, deep.output
+    assert len(EmbeddingIndex.load(out)) == 5
+
+
 def test_index_partial_failure_exit_code(micro_model, cutout_dir, tmp_path):
     (cutout_dir / "broken.fits").write_bytes(b"not a fits file")
     out = tmp_path / "i"

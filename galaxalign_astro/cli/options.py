@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 __all__ = [
+    "EXIT_BROKEN_PIPE",
     "EXIT_PARTIAL",
+    "EXIT_USAGE",
     "FETCH_REQUEST_OPTIONS",
     "batch_size_option",
     "common_options",
@@ -27,6 +30,11 @@ __all__ = [
 
 #: exit status when a batch finished but some inputs failed
 EXIT_PARTIAL = 3
+#: exit status of a usage error (click's own)
+EXIT_USAGE = 2
+#: exit status when the reader of standard output went away (``... | head``): the status
+#: the shell gives a process ended by SIGPIPE, as ``cat`` or ``grep`` end there
+EXIT_BROKEN_PIPE = 128 + 13
 
 
 def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -190,8 +198,13 @@ def fetch_options_from(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_library_call(func: Callable[..., Any], *args: Any, debug: bool, **kwargs: Any) -> Any:
-    """Call ``func``; turn library errors into one-line messages and exit status 1."""
-    from ..errors import GalaxAlignError
+    """Call ``func``; turn library errors into one-line messages and exit status 1.
+
+    An unsupported file format the user named is a usage error (exit status 2); a
+    closed standard output (``... | head``) ends the command quietly with
+    `EXIT_BROKEN_PIPE`.
+    """
+    from ..errors import GalaxAlignError, UnsupportedFormatError
 
     try:
         return func(*args, **kwargs)
@@ -200,8 +213,31 @@ def run_library_call(func: Callable[..., Any], *args: Any, debug: bool, **kwargs
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+    except BrokenPipeError:
+        if debug:
+            raise
+        _leave_closed_stdout()
+    except UnsupportedFormatError as exc:
+        if debug:
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
     except (GalaxAlignError, OSError, ValueError) as exc:
         if debug:
             raise
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
+
+
+def _leave_closed_stdout() -> NoReturn:
+    """Exit quietly after the reader of standard output went away."""
+    # whatever is still buffered cannot be delivered, and Python flushes stdout on exit:
+    # pointing it at devnull keeps that flush from failing again with a traceback
+    try:
+        fileno = sys.stdout.fileno()
+    except (OSError, ValueError):  # not a real file (captured output): nothing to flush
+        sys.exit(EXIT_BROKEN_PIPE)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fileno)
+    os.close(devnull)
+    sys.exit(EXIT_BROKEN_PIPE)

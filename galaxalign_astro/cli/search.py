@@ -87,6 +87,7 @@ def command(index, image, row, text, symbol, k, output, model, montage, catalog,
     """
     from pathlib import Path
 
+    from ..catalog import output_format
     from ..catalog.base import check_output_path
     from ..search import Query, index_vectors, open_search_index, search_by_embedding
 
@@ -101,6 +102,8 @@ def command(index, image, row, text, symbol, k, output, model, montage, catalog,
     for path in (output, montage):
         if path is not None:
             check_output_path(path, overwrite=overwrite)
+    if output is not None:
+        output_format(output)
     search_index = open_search_index(index)
     if catalog is None:
         try:

@@ -299,14 +299,16 @@ def classify_to_file(
     """Classify cutout files and stream the rows to ``output`` (format from its suffix).
 
     The output is written atomically and an existing one is never replaced unless
-    ``overwrite``; the check happens before the model is loaded, and so does the
-    expansion of ``paths`` (as in `classify`).
+    ``overwrite``; that check, the one of the output suffix (an
+    `~galaxalign_astro.errors.UnsupportedFormatError`) and the expansion of
+    ``paths`` (as in `classify`) happen before the model is loaded.
     """
-    from ..catalog import open_writer
+    from ..catalog import open_writer, output_format
     from ..catalog.base import check_output_path
     from .columns import output_columns
 
     check_output_path(output, overwrite=overwrite)
+    output_format(output)
     t0 = time.perf_counter()
     files = expand_inputs(paths, recursive=recursive)
     if not files:

@@ -131,6 +131,35 @@ def test_usage_error_is_2(tmp_path):
     assert res.exit_code == 2
 
 
+def test_unsupported_output_suffix_is_a_usage_error(cutout_dir, tmp_path):
+    # found before the model is looked up: a usage error wins over the missing model
+    out = tmp_path / "out.xyz"
+    res = CliRunner().invoke(cli, ["classify", str(cutout_dir), "-o", str(out), "--model", "nope"])
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines() == [
+        f"Error: cannot tell the catalog format of {str(out)!r} from its suffix '.xyz'; "
+        "use one of .fits, .fit, .hdf5, .h5, .parquet, .ecsv, .csv"
+    ]
+    assert not out.exists()
+
+
+def test_closed_stdout_ends_quietly(micro_model, cutout_dir, tmp_path):
+    """``classify ... | head -1``: the reader leaves; no traceback, no error status 1."""
+    out = tmp_path / "out.fits"
+    args = ["classify", str(cutout_dir), "-o", str(out), "--model", str(micro_model)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "galaxalign_astro", *args, "--workers", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # before the summary is printed, whatever the timing
+    stderr = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait() == 141, stderr
+    assert stderr == ""
+    assert len(Table.read(out)) == 5
+
+
 def test_missing_model_is_1(cutout_dir, tmp_path):
     res = CliRunner().invoke(
         cli, ["classify", str(cutout_dir), "-o", str(tmp_path / "o.fits"), "--model", "nope"]

@@ -154,6 +154,15 @@ def test_index_from_cutouts_and_add(micro_model, other_model, cutout_dir, tmp_pa
     assert refused.exit_code == 1 and "build a separate index" in refused.output
 
 
+def test_unsupported_output_suffix_is_a_usage_error(built, tmp_path):
+    result = run(search_command, built, "--row", 0, "-o", tmp_path / "r.xyz")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"Error: cannot tell the catalog format of {str(tmp_path / 'r.xyz')!r} from its suffix "
+        "'.xyz'; use one of .fits, .fit, .hdf5, .h5, .parquet, .ecsv, .csv"
+    ]
+
+
 def test_index_cutouts_recursive(micro_model, cutout_dir, tmp_path):
     nested = cutout_dir / "night2"
     nested.mkdir()

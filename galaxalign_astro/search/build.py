@@ -475,8 +475,10 @@ class _TableColumns(CatalogColumns):
 
         super().__init__(path)
         if table is None:
+            # a byte-order mark (spreadsheet exports) would otherwise start the first name
+            text = {"encoding": "utf-8-sig"} if path.suffix.lower() in (".csv", ".ecsv") else {}
             try:
-                table = Table.read(path)
+                table = Table.read(path, **text)
             except Exception as exc:  # astropy raises many types for an unreadable table
                 msg = f"cannot read catalog {path}: {exc}"
                 raise ValueError(msg) from exc

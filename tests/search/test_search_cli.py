@@ -84,6 +84,16 @@ def test_search_by_row_writes_results(built, catalog, tmp_path):
     assert missing.exit_code == 1 and "row 99 is not in the index" in missing.output
 
 
+def test_search_without_output_prints_the_table_even_when_quiet(built, catalog):
+    for quiet in ([], ["-q"]):
+        printed = run(search_command, built, "--row", 6, "-k", 3, *quiet)
+        assert printed.exit_code == 0, printed.output
+        lines = printed.stdout.strip().splitlines()
+        assert lines[0].split()[:3] == ["rank", "row", "score"]
+        neighbours = [line.split() for line in lines if line.split()[0].isdigit()]
+        assert len(neighbours) == 3 and neighbours[0][:2] == ["1", "6"]
+
+
 def test_search_by_text_with_montage(built, tmp_path):
     png = tmp_path / "m.png"
     result = run(search_command, built, "--text", "an edge-on disk", "-k", 5, "--montage", png)

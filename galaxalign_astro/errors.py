@@ -10,6 +10,7 @@ __all__ = [
     "GalaxAlignWarning",
     "ModelLoadError",
     "OutputExistsError",
+    "UnsupportedFormatError",
 ]
 
 
@@ -27,6 +28,13 @@ class ModelLoadError(GalaxAlignError):
 
 class OutputExistsError(GalaxAlignError, FileExistsError):
     """An output exists and overwriting was not asked for."""
+
+
+class UnsupportedFormatError(GalaxAlignError, ValueError):
+    """A file name's suffix (or a format name) is not a format this package writes.
+
+    The CLI treats it as a usage error (exit status 2): the user typed the name.
+    """
 
 
 class GalaxAlignWarning(AstropyUserWarning):

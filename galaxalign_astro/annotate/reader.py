@@ -59,6 +59,9 @@ log = logging.getLogger(__name__)
 BLOCK_ROWS = 65536
 #: bytes of text per block of the CSV reader
 _CSV_BLOCK_BYTES = 16 << 20
+#: text encoding of CSV and ECSV files: UTF-8, with or without the byte-order mark that
+#: spreadsheet programs write (astropy's fast reader fails on that mark otherwise)
+_TEXT_ENCODING = "utf-8-sig"
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _FITS_SUFFIXES = (".fits", ".fit", ".fts")
 _HDF5_SUFFIXES = (".hdf5", ".h5", ".he5")
@@ -656,7 +659,7 @@ class CsvReader(CatalogReader):
                 if col.dtype.kind in "US":
                     widths[name] = max(widths.get(name, 1), _str_width(np.asarray(col)))
         if template is None:
-            template = Table.read(self.path, format="ascii.csv")[:0]
+            template = Table.read(self.path, format="ascii.csv", encoding=_TEXT_ENCODING)[:0]
         self.n_rows = n
         self._dtypes = {name: _KIND_DTYPE[kind] for name, kind in kinds.items()}
         for name in template.colnames:
@@ -670,9 +673,11 @@ class CsvReader(CatalogReader):
         from astropy.io import ascii
 
         options = {"chunk_size": _CSV_BLOCK_BYTES, "chunk_generator": True}
-        yield from ascii.read(
-            str(self.path), format="csv", guess=False, fast_reader=options, **self._kwargs
-        )
+        # an open file rather than the name: the fast reader takes no encoding
+        with open(self.path, encoding=_TEXT_ENCODING) as fh:
+            yield from ascii.read(
+                fh, format="csv", guess=False, fast_reader=options, **self._kwargs
+            )
 
     def _blocks(self, start: int) -> Iterator[tuple[int, Table]]:
         first = 0
@@ -702,7 +707,7 @@ class EcsvReader(CatalogReader):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         super().__init__(path)
         header_lines: list[str] = []
-        with open(self.path, encoding="utf-8") as fh:
+        with open(self.path, encoding=_TEXT_ENCODING) as fh:
             for line in fh:
                 header_lines.append(line)
                 if not line.startswith("#") and line.strip():
@@ -728,7 +733,7 @@ class EcsvReader(CatalogReader):
         self.schema = _schema(self.template, widths)
 
     def _raw_blocks(self) -> Iterator[Table]:
-        with open(self.path, encoding="utf-8") as fh:
+        with open(self.path, encoding=_TEXT_ENCODING) as fh:
             for _ in range(self._header_len):
                 next(fh)
             lines: list[str] = []

@@ -9,6 +9,7 @@ from typing import Any
 
 from astropy.table import Table
 
+from ..errors import UnsupportedFormatError
 from .base import CatalogWriter, check_output_path
 from .columns import ColumnSpec
 from .fits import FitsCatalogWriter
@@ -58,9 +59,9 @@ def output_format(path: str | os.PathLike[str]) -> str:
 
     Raises
     ------
-    ValueError
+    UnsupportedFormatError
         If the suffix is not one of `SUFFIXES` (compressed names such as ``.fits.gz``
-        are not supported).
+        are not supported); a `ValueError`.
     """
     suffix = Path(path).suffix.lower()
     try:
@@ -70,7 +71,7 @@ def output_format(path: str | os.PathLike[str]) -> str:
             f"cannot tell the catalog format of {os.fspath(path)!r} from its suffix "
             f"{suffix!r}; use one of {', '.join(SUFFIXES)}"
         )
-        raise ValueError(msg) from None
+        raise UnsupportedFormatError(msg) from None
 
 
 def _writer_class(path: str | os.PathLike[str], format: str | None) -> type[CatalogWriter]:
@@ -83,7 +84,7 @@ def _writer_class(path: str | os.PathLike[str], format: str | None) -> type[Cata
             f"unknown catalog format {format!r} for {os.fspath(path)!r}; "
             f"use one of {', '.join(FORMATS)}"
         )
-        raise ValueError(msg) from None
+        raise UnsupportedFormatError(msg) from None
 
 
 def open_writer(

@@ -15,6 +15,7 @@ from .options import (
     loader_workers_option,
     model_option,
     overwrite_option,
+    recursive_option,
 )
 
 __all__ = ["command"]
@@ -40,10 +41,13 @@ __all__ = ["command"]
     show_default=True,
     help="Write the image embedding column.",
 )
+@recursive_option
 @overwrite_option
 @common_options
-def command(paths, output, model, batch_size, device, workers, classes, embeddings, overwrite):
-    """Classify galaxy cutouts (FITS, PNG, JPEG; files, directories or globs).
+def command(
+    paths, output, model, batch_size, device, workers, classes, embeddings, recursive, overwrite
+):
+    """Classify galaxy cutouts (FITS, PNG, JPEG, TIFF; files, directories or globs).
 
     Writes one row per input with the morphology class, probabilities and
     (optionally) embeddings. Exit status: 0 all inputs classified, 3 some inputs
@@ -63,6 +67,7 @@ def command(paths, output, model, batch_size, device, workers, classes, embeddin
         overwrite=overwrite,
         progress=not quiet and sys.stderr.isatty(),
         classes=classes,
+        recursive=recursive,
     )
     if not quiet:
         rate = summary.n_total / summary.seconds if summary.seconds else float("nan")

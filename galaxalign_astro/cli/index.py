@@ -13,6 +13,7 @@ from .options import (
     device_option,
     loader_workers_option,
     overwrite_option,
+    recursive_option,
 )
 
 __all__ = ["command"]
@@ -106,6 +107,7 @@ def _merge(catalog, given):
 @batch_size_option
 @device_option
 @loader_workers_option
+@recursive_option
 @overwrite_option
 @common_options
 def command(
@@ -120,6 +122,7 @@ def command(
     batch_size,
     device,
     workers,
+    recursive,
     overwrite,
 ):
     """Build a similarity-search index from a catalog's embeddings, or from cutouts.
@@ -158,6 +161,7 @@ def command(
             workers=workers,
             overwrite=overwrite,
             progress=not quiet and sys.stderr.isatty(),
+            recursive=recursive,
         )
         if not quiet:
             if summary is None:
@@ -174,6 +178,8 @@ def command(
 
     if len(inputs) != 1:
         raise click.UsageError("give one catalog (or --cutouts with cutout files/folders)")
+    if recursive:
+        raise click.UsageError("--recursive applies to --cutouts only")
     catalog = inputs[0]
     given = _model_provenance(model) if model else None
     from ..search import (

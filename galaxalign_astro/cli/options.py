@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 __all__ = [
+    "EXIT_BROKEN_PIPE",
     "EXIT_PARTIAL",
+    "EXIT_USAGE",
     "FETCH_REQUEST_OPTIONS",
     "batch_size_option",
     "common_options",
@@ -21,11 +24,17 @@ __all__ = [
     "fetch_request_options",
     "model_option",
     "overwrite_option",
+    "recursive_option",
     "run_library_call",
 ]
 
 #: exit status when a batch finished but some inputs failed
 EXIT_PARTIAL = 3
+#: exit status of a usage error (click's own)
+EXIT_USAGE = 2
+#: exit status when the reader of standard output went away (``... | head``): the status
+#: the shell gives a process ended by SIGPIPE, as ``cat`` or ``grep`` end there
+EXIT_BROKEN_PIPE = 128 + 13
 
 
 def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -51,6 +60,17 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def overwrite_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--overwrite", is_flag=True, help="Replace an existing output instead of refusing."
+    )(func)
+
+
+def recursive_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--recursive``: also read the cutouts in sub-folders of the given folders."""
+    return click.option(
+        "-r",
+        "--recursive",
+        is_flag=True,
+        help="Also read the cutouts in the sub-folders of the given folders "
+        '(a quoted "dir/**/*.fits" pattern does this for one pattern).',
     )(func)
 
 
@@ -178,8 +198,13 @@ def fetch_options_from(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_library_call(func: Callable[..., Any], *args: Any, debug: bool, **kwargs: Any) -> Any:
-    """Call ``func``; turn library errors into one-line messages and exit status 1."""
-    from ..errors import GalaxAlignError
+    """Call ``func``; turn library errors into one-line messages and exit status 1.
+
+    An unsupported file format the user named is a usage error (exit status 2); a
+    closed standard output (``... | head``) ends the command quietly with
+    `EXIT_BROKEN_PIPE`.
+    """
+    from ..errors import GalaxAlignError, UnsupportedFormatError
 
     try:
         return func(*args, **kwargs)
@@ -188,8 +213,31 @@ def run_library_call(func: Callable[..., Any], *args: Any, debug: bool, **kwargs
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+    except BrokenPipeError:
+        if debug:
+            raise
+        _leave_closed_stdout()
+    except UnsupportedFormatError as exc:
+        if debug:
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
     except (GalaxAlignError, OSError, ValueError) as exc:
         if debug:
             raise
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
+
+
+def _leave_closed_stdout() -> NoReturn:
+    """Exit quietly after the reader of standard output went away."""
+    # whatever is still buffered cannot be delivered, and Python flushes stdout on exit:
+    # pointing it at devnull keeps that flush from failing again with a traceback
+    try:
+        fileno = sys.stdout.fileno()
+    except (OSError, ValueError):  # not a real file (captured output): nothing to flush
+        sys.exit(EXIT_BROKEN_PIPE)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fileno)
+    os.close(devnull)
+    sys.exit(EXIT_BROKEN_PIPE)

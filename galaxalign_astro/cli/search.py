@@ -55,7 +55,8 @@ def _query_model(model, search_index):
     "--output",
     type=click.Path(dir_okay=False),
     help="Results table (rank, row, score, source, ra, dec, class_name); format from the "
-    "suffix: .fits .hdf5 .ecsv .parquet .csv. Printed when not given.",
+    "suffix: .fits .hdf5 .ecsv .parquet .csv. Printed to stdout when not given (also with "
+    "--quiet).",
 )
 @click.option(
     "--model",
@@ -87,6 +88,7 @@ def command(index, image, row, text, symbol, k, output, model, montage, catalog,
     """
     from pathlib import Path
 
+    from ..catalog import output_format
     from ..catalog.base import check_output_path
     from ..search import Query, index_vectors, open_search_index, search_by_embedding
 
@@ -101,6 +103,8 @@ def command(index, image, row, text, symbol, k, output, model, montage, catalog,
     for path in (output, montage):
         if path is not None:
             check_output_path(path, overwrite=overwrite)
+    if output is not None:
+        output_format(output)
     search_index = open_search_index(index)
     if catalog is None:
         try:
@@ -143,14 +147,14 @@ def command(index, image, row, text, symbol, k, output, model, montage, catalog,
             title=f"{query.kind} query: {query.value}"[:90],
             overwrite=overwrite,
         )
-    if not quiet:
-        if output is None:
-            shown = results.copy(copy_data=False)
-            for name in shown.colnames:
-                if shown[name].dtype.kind == "f":
-                    shown[name].info.format = ".4f" if name == "score" else ".5f"
-            click.echo("\n".join(shown.pformat(max_lines=-1, max_width=-1)))
-        else:
-            click.echo(f"Wrote {len(results)} neighbours of the {query.kind} query to {output}")
-        if montage is not None:
-            click.echo(f"Montage -> {montage}")
+    if output is None:
+        # the results themselves, not a report: printed with --quiet too, or they are lost
+        shown = results.copy(copy_data=False)
+        for name in shown.colnames:
+            if shown[name].dtype.kind == "f":
+                shown[name].info.format = ".4f" if name == "score" else ".5f"
+        click.echo("\n".join(shown.pformat(max_lines=-1, max_width=-1)))
+    elif not quiet:
+        click.echo(f"Wrote {len(results)} neighbours of the {query.kind} query to {output}")
+    if montage is not None and not quiet:
+        click.echo(f"Montage -> {montage}")

@@ -12,6 +12,7 @@ from .client import CutoutRequest, SurveyClient
 from .config import ENV_VARS, Conf, conf
 from .cube import CutoutCube, make_cube_hdu, read_cutout_cube
 from .exceptions import (
+    ErrorPageError,
     FetchError,
     InvalidResponseError,
     OutsideFootprintError,
@@ -30,6 +31,7 @@ __all__ = [
     "Conf",
     "CutoutCube",
     "CutoutRequest",
+    "ErrorPageError",
     "FetchError",
     "FetchResult",
     "Hips2FitsClient",

@@ -32,7 +32,7 @@ from astroquery.query import BaseQuery
 from ..errors import OutputExistsError
 from .config import conf, default_cache_dir, resolve_base_url
 from .cube import make_cube_hdu
-from .exceptions import ServiceError, TruncatedResponseError
+from .exceptions import ErrorPageError, ServiceError, TruncatedResponseError
 from .storage import CutoutCache, atomic_write_hdul, cache_key
 from .transport import RateLimiter, RetryPolicy, is_retryable_status, parse_retry_after
 from .validate import check_cube, describe_body
@@ -481,10 +481,12 @@ class SurveyClient(BaseQuery, metaclass=abc.ABCMeta):
     ) -> T:
         """Send one planned request politely and return ``parse(body)``.
 
-        Connection errors, timeouts, truncated bodies, HTTP 429 and 5xx are
-        retried with exponential back-off (at least ``Retry-After`` when the
-        server sends it); other HTTP errors fail at once. ``parse`` may raise
-        `TruncatedResponseError` to have an incomplete body retried.
+        Connection errors, timeouts, truncated bodies, error pages sent with
+        HTTP 200, HTTP 429 and 5xx are retried with exponential back-off (at
+        least ``Retry-After`` when the server sends it); other HTTP errors
+        fail at once. ``parse`` may raise `TruncatedResponseError` to have an
+        incomplete body retried, or `ErrorPageError` for a body that is an
+        error page rather than the data.
         """
         url = spec["url"]
         attempts = self.retry.max_retries + 1
@@ -502,7 +504,7 @@ class SurveyClient(BaseQuery, metaclass=abc.ABCMeta):
                 if 200 <= status < 300:
                     try:
                         return parse(response.content)
-                    except TruncatedResponseError as exc:
+                    except (TruncatedResponseError, ErrorPageError) as exc:
                         reason = str(exc)
                 elif is_retryable_status(status):
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..errors import CutoutError, GalaxAlignError
 
 __all__ = [
+    "ErrorPageError",
     "FetchError",
     "InvalidResponseError",
     "OutsideFootprintError",
@@ -27,6 +28,14 @@ class ServiceError(FetchError):
 
 class InvalidResponseError(FetchError, CutoutError):
     """The service answered, but not with a usable FITS cutout (HTML page, wrong shape, no WCS)."""
+
+
+class ErrorPageError(InvalidResponseError):
+    """The service answered HTTP 200 with a page that is not FITS (an HTML error page).
+
+    Services do this when they are overloaded ("Internal error, please retry"), so it is
+    retried like an HTTP 5xx.
+    """
 
 
 class TruncatedResponseError(InvalidResponseError):

@@ -34,7 +34,7 @@ from astroquery.sdss import SDSS, SDSSClass
 from astroquery.sdss import conf as sdss_conf
 
 from .client import CutoutRequest, Downloaded, SurveyClient
-from .exceptions import InvalidResponseError, OutsideFootprintError
+from .exceptions import ErrorPageError, InvalidResponseError, OutsideFootprintError
 from .grid import cut_around, resample, same_grid, tan_wcs
 from .storage import atomic_write_bytes
 from .validate import describe_body, parse_fits_bytes
@@ -163,7 +163,11 @@ class SDSSClient(SurveyClient):
 
     def _parse_lookup(self, body: bytes, *, request: CutoutRequest, url: str) -> dict[str, int]:
         text = body.decode("utf-8", errors="replace")
-        if "error_message" in text or text.lstrip().startswith("<"):
+        if text.lstrip().startswith("<"):
+            # an overloaded SkyServer answers HTTP 200 with an HTML page: worth a retry
+            msg = f"{url}: SkyServer answered with an error page: {describe_body(body)!r}"
+            raise ErrorPageError(msg)
+        if "error_message" in text:
             msg = f"{url}: SkyServer answered with an error: {describe_body(body)!r}"
             raise InvalidResponseError(msg)
         lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]

@@ -12,7 +12,12 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from .exceptions import InvalidResponseError, OutsideFootprintError, TruncatedResponseError
+from .exceptions import (
+    ErrorPageError,
+    InvalidResponseError,
+    OutsideFootprintError,
+    TruncatedResponseError,
+)
 
 __all__ = ["check_cube", "describe_body", "parse_fits_bytes"]
 
@@ -78,14 +83,14 @@ def parse_fits_bytes(content: bytes, *, source: str) -> fits.HDUList:
     ------
     TruncatedResponseError
         If the body starts like FITS but is incomplete.
-    InvalidResponseError
+    ErrorPageError
         If the body is not FITS (for instance an HTML error page sent with
         status 200).
     """
     content = _decompress(content, source=source)
     if not content.startswith(b"SIMPLE  ="):
         msg = f"{source}: the service returned no FITS file but: {describe_body(content)!r}"
-        raise InvalidResponseError(msg)
+        raise ErrorPageError(msg)
     if len(content) % _FITS_BLOCK:
         msg = (
             f"{source}: incomplete FITS file ({len(content)} bytes, not a multiple of "

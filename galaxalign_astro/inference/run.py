@@ -216,10 +216,10 @@ def iter_classify(
             yield chunk
 
 
-def _file_dataset(paths: Sequence[str | os.PathLike[str]], predictor: Predictor):
+def _file_dataset(files: Sequence[str], predictor: Predictor):
     from .dataset import CutoutFiles
 
-    return CutoutFiles(expand_inputs(paths), predictor.config)
+    return CutoutFiles(list(files), predictor.config)
 
 
 def classify(
@@ -232,18 +232,22 @@ def classify(
     workers: int | None = None,
     progress: bool = False,
     classes: Any = None,
+    recursive: bool = False,
 ):
     """Classify cutout files; return an astropy Table with one row per input.
 
-    Directories and glob patterns are expanded. Rows of files that cannot be used
-    have ``status='error'`` and the reason in ``message``.
+    Directories and glob patterns are expanded (with ``recursive``, the
+    sub-folders of directories too; see `~galaxalign_astro.io.expand_inputs`).
+    Rows of files that cannot be used have ``status='error'`` and the reason in
+    ``message``.
     """
     from astropy.table import Table
 
     from .columns import output_columns
 
+    files = expand_inputs(paths, recursive=recursive)
     predictor = Predictor(model, device=device, classes=classes)
-    dataset = _file_dataset(paths, predictor)
+    dataset = _file_dataset(files, predictor)
     chunks = list(
         iter_classify(
             dataset,
@@ -290,23 +294,28 @@ def classify_to_file(
     overwrite: bool = False,
     progress: bool = False,
     classes: Any = None,
+    recursive: bool = False,
 ) -> ClassifySummary:
     """Classify cutout files and stream the rows to ``output`` (format from its suffix).
 
     The output is written atomically and an existing one is never replaced unless
-    ``overwrite``; the check happens before the model is loaded.
+    ``overwrite``; that check, the one of the output suffix (an
+    `~galaxalign_astro.errors.UnsupportedFormatError`) and the expansion of
+    ``paths`` (as in `classify`) happen before the model is loaded.
     """
-    from ..catalog import open_writer
+    from ..catalog import open_writer, output_format
     from ..catalog.base import check_output_path
     from .columns import output_columns
 
     check_output_path(output, overwrite=overwrite)
+    output_format(output)
     t0 = time.perf_counter()
-    predictor = Predictor(model, device=device, classes=classes)
-    dataset = _file_dataset(paths, predictor)
-    if not len(dataset):
+    files = expand_inputs(paths, recursive=recursive)
+    if not files:
         msg = "no input cutouts (empty directory or glob with no match)"
         raise ValueError(msg)
+    predictor = Predictor(model, device=device, classes=classes)
+    dataset = _file_dataset(files, predictor)
     specs = output_columns(
         predictor.class_names,
         embed_dim=predictor.embed_dim,

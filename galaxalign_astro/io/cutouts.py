@@ -10,8 +10,9 @@ FITS layouts understood (see the user guide):
   ``BSCALE``/``BZERO`` and ``BLANK`` (astropy applies the scaling and gives NaN
   for blanks).
 
-PNG/JPEG files are already-stretched colour composites: they come back with
-``kind='rgb'`` and skip the stretch, but not the resizing.
+PNG/JPEG/TIFF files are already-stretched colour composites: they come back with
+``kind='rgb'`` and skip the stretch, but not the resizing. Their pixels are scaled to
+[0, 1] by the file's bit depth (8, 16 or 32 bits), so 16-bit images keep their range.
 """
 
 from __future__ import annotations
@@ -32,8 +33,11 @@ from ..errors import CutoutError
 __all__ = ["IMAGE_SUFFIXES", "Cutout", "expand_inputs", "normalise_band", "read_cutout"]
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fits.fz", ".fz")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 _KNOWN_BANDS = ("u", "g", "r", "i", "z", "y", "w1", "w2", "w3", "w4", "nuv", "fuv")
+#: smallest width and height of a usable cutout (the smallest model input size, too):
+#: a 1x1 or 2x2 image resized to the model's input classifies as an arbitrary class
+MIN_SIDE = 8
 
 
 @dataclass
@@ -115,19 +119,52 @@ def read_cutout(path: str | os.PathLike[str], *, hdu: int | str | None = None) -
     Raises
     ------
     CutoutError
-        With a one-line message naming the file, when it cannot be used.
+        With a one-line message naming the file, when it cannot be used: unreadable,
+        smaller than ``MIN_SIDE`` x ``MIN_SIDE`` pixels, or constant (no signal).
     """
     name = str(path)
     lower = name.lower()
     if not os.path.exists(name):
-        msg = f"{name}: no such file"
+        if os.path.islink(name):
+            msg = f"{name}: broken symbolic link (to {os.readlink(name)}, which does not exist)"
+        else:
+            msg = f"{name}: no such file"
         raise CutoutError(msg)
     if os.path.getsize(name) == 0:
         msg = f"{name}: empty file"
         raise CutoutError(msg)
     if lower.endswith(IMAGE_SUFFIXES):
-        return _read_image(name)
-    return _read_fits(name, hdu=hdu)
+        cutout = _read_image(name)
+    else:
+        cutout = _read_fits(name, hdu=hdu)
+    _check_not_degenerate(cutout)
+    return cutout
+
+
+def _check_not_degenerate(cutout: Cutout) -> None:
+    """Refuse cutouts that a model would classify as an arbitrary class.
+
+    Images with no finite pixel at all are left to the preprocessing, which names
+    that case ("no usable signal").
+    """
+    ny, nx = cutout.shape
+    if min(ny, nx) < MIN_SIDE:
+        msg = f"{cutout.path}: image is {nx}x{ny} pixels; at least {MIN_SIDE}x{MIN_SIDE} needed"
+        raise CutoutError(msg)
+    levels = set()
+    for plane in cutout.data:
+        finite = plane[np.isfinite(plane)]
+        if finite.size == 0:
+            continue
+        if finite.min() != finite.max():
+            return
+        levels.add(float(finite[0]))
+    if len(levels) == 1:
+        msg = f"{cutout.path}: constant image: no signal (every pixel is {levels.pop():g})"
+        raise CutoutError(msg)
+    if levels:
+        msg = f"{cutout.path}: constant image: no signal (every plane has one value)"
+        raise CutoutError(msg)
 
 
 def _read_image(path: str) -> Cutout:
@@ -135,11 +172,51 @@ def _read_image(path: str) -> Cutout:
 
     try:
         with Image.open(path) as img:
-            rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+            planes = _image_planes(img)
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         msg = f"{path}: not a readable image ({exc})"
         raise CutoutError(msg) from None
-    return Cutout(np.moveaxis(rgb, -1, 0).copy(), ("R", "G", "B"), "rgb", None, path)
+    return Cutout(planes, ("R", "G", "B"), "rgb", None, path)
+
+
+def _image_planes(img) -> np.ndarray:
+    """Return an image as (3, H, W) float32 in [0, 1], scaled by its real bit depth.
+
+    ``Image.convert("RGB")`` clips the high-depth single-band modes (16-bit grey PNG or
+    TIFF: ``I;16``; 32-bit integer: ``I``; float: ``F``) at 255 instead of scaling
+    them, so those are scaled here. 16-bit RGB PNGs already come out of Pillow as
+    8-bit ``RGB`` (the high byte of each sample), which is scaled correctly.
+    """
+    mode = img.mode
+    if mode.startswith("I;16"):
+        grey = np.asarray(img, dtype=np.float64) / 65535.0
+    elif mode == "I":
+        grey = np.asarray(img, dtype=np.float64) / (2.0 ** _bits_per_sample(img) - 1.0)
+    elif mode == "F":
+        grey = np.asarray(img, dtype=np.float64)
+        finite = grey[np.isfinite(grey)]
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        # a float image has no bit depth: [0, 1] is the convention; other ranges are
+        # mapped onto it rather than clipped
+        if (low < 0.0 or high > 1.0) and high > low:
+            grey = (grey - low) / (high - low)
+    else:
+        rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+        return np.moveaxis(rgb, -1, 0).copy()
+    grey = np.clip(grey, 0.0, 1.0).astype(np.float32)
+    return np.repeat(grey[None], 3, axis=0)
+
+
+def _bits_per_sample(img) -> int:
+    """Bits per sample of a mode ``I`` image: the TIFF tag, 16 for PNG, else 32."""
+    tags = getattr(img, "tag_v2", None)
+    if tags is not None:
+        bits = tags.get(258)  # BitsPerSample
+        if isinstance(bits, tuple):
+            bits = bits[0] if bits else None
+        if isinstance(bits, int) and 1 <= bits <= 32:
+            return bits
+    return 16 if img.format == "PNG" else 32
 
 
 def _read_fits(path: str, *, hdu: int | str | None) -> Cutout:
@@ -243,27 +320,76 @@ def _celestial_wcs(header):
     return wcs if wcs.has_celestial else None
 
 
-def expand_inputs(items: Iterable[str | os.PathLike[str]]) -> list[str]:
-    """Expand directories (their FITS/PNG/JPEG files, sorted) and glob patterns to paths.
+def expand_inputs(items: Iterable[str | os.PathLike[str]], *, recursive: bool = False) -> list[str]:
+    """Expand directories (their FITS/PNG/JPEG/TIFF files, sorted) and glob patterns to paths.
 
-    A plain path that does not exist is kept, so it is reported as a failed input
-    rather than silently dropped.
+    Parameters
+    ----------
+    items : iterable of path-like
+        Files, directories and glob patterns; ``**`` in a pattern matches any
+        number of sub-folders (``"survey/**/*.fits"``).
+    recursive : bool
+        Also take the cutouts in the sub-folders of the given directories (hidden
+        sub-folders, names starting with ``.``, aside; each folder is read once, so
+        symbolic-link loops end).
+
+    Returns
+    -------
+    paths : list of str
+        A plain path that does not exist is kept, and so is a symbolic link to a
+        missing file in a directory, so they are reported as failed inputs rather
+        than silently dropped. Folders matched by a glob pattern are left out.
+
+    Raises
+    ------
+    ValueError
+        A given directory holds no cutout files but sub-folders, and ``recursive``
+        is False.
     """
     out: list[str] = []
     for item in items:
         text = str(item)
         if os.path.isdir(text):
-            found = sorted(
-                str(p)
-                for p in Path(text).iterdir()
-                if p.is_file() and p.name.lower().endswith(FITS_SUFFIXES + IMAGE_SUFFIXES)
-            )
+            found = _folder_cutouts(text, recursive=recursive)
+            if not found and not recursive:
+                subfolders = sorted(
+                    e.name for e in os.scandir(text) if e.is_dir() and not e.name.startswith(".")
+                )
+                if subfolders:
+                    shown = ", ".join(subfolders[:3]) + (", ..." if len(subfolders) > 3 else "")
+                    msg = (
+                        f"{text}: no cutout files at the top level, only sub-folders ({shown}); "
+                        "pass --recursive (recursive=True) to read the cutouts in them"
+                    )
+                    raise ValueError(msg)
             out.extend(found)
         elif glob.has_magic(text) and not os.path.exists(text):
-            out.extend(sorted(glob.glob(text)))
+            out.extend(p for p in sorted(glob.glob(text, recursive=True)) if not os.path.isdir(p))
         else:
             out.append(text)
     return out
+
+
+def _folder_cutouts(folder: str, *, recursive: bool) -> list[str]:
+    """The cutout files in ``folder`` (and below it when ``recursive``), sorted."""
+    found: list[str] = []
+    seen: set[tuple[int, int]] = set()
+    pending = [folder]
+    while pending:
+        current = pending.pop()
+        info = os.stat(current)
+        if (info.st_dev, info.st_ino) in seen:
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        with os.scandir(current) as entries:
+            for entry in entries:
+                if entry.is_dir():
+                    if recursive and not entry.name.startswith("."):
+                        pending.append(entry.path)
+                elif is_cutout_path(entry.name) and (entry.is_file() or entry.is_symlink()):
+                    # a symlink that is neither file nor folder points nowhere: kept to be reported
+                    found.append(str(Path(entry.path)))
+    return sorted(found)
 
 
 def is_cutout_path(path: str) -> bool:

@@ -236,7 +236,7 @@ def load_model(name_or_path: str | os.PathLike[str] = "default", *, device: str 
     if proto_text is None or proto_symbol is None:
         msg = f"{weights}: no class prototypes stored"
         raise ModelLoadError(msg)
-    clip = create_clip(spec.architecture, config=spec.architecture_config)
+    clip = create_clip(spec.architecture, config=spec.architecture_config, weights_follow=True)
     model = GalaxAlignModel(clip, architecture=spec.architecture, config=spec.architecture_config)
     if spec.symbol_tower == "separate":
         model.split_symbol_tower()

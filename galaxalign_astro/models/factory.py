@@ -66,6 +66,7 @@ def create_clip(
     pretrained: str | os.PathLike[str] | None = None,
     config: dict[str, Any] | None = None,
     cache_dir: str | None = None,
+    weights_follow: bool = False,
 ):
     """Build an open_clip ``CLIP`` model.
 
@@ -80,6 +81,12 @@ def create_clip(
         An explicit architecture config (as stored in our checkpoints); it is
         registered under ``name`` first so a checkpoint does not depend on the
         installed registry.
+    cache_dir : str, optional
+        Where open_clip keeps downloaded weights.
+    weights_follow : bool
+        The caller loads trained weights into the model right after (a saved
+        model): the random initialisation is then not reported, as it is not
+        what the model will hold.
     """
     open_clip = _open_clip()
     if config is not None:
@@ -114,7 +121,7 @@ def create_clip(
         raise ModelLoadError(msg.splitlines()[0]) from exc
     finally:
         logging.getLogger().setLevel(previous)
-    if pretrained_arg is None:
+    if pretrained_arg is None and not weights_follow:
         log.info("%s: random initialisation (no pretrained weights)", name)
     return model
 

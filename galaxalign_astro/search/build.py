@@ -475,8 +475,10 @@ class _TableColumns(CatalogColumns):
 
         super().__init__(path)
         if table is None:
+            # a byte-order mark (spreadsheet exports) would otherwise start the first name
+            text = {"encoding": "utf-8-sig"} if path.suffix.lower() in (".csv", ".ecsv") else {}
             try:
-                table = Table.read(path)
+                table = Table.read(path, **text)
             except Exception as exc:  # astropy raises many types for an unreadable table
                 msg = f"cannot read catalog {path}: {exc}"
                 raise ValueError(msg) from exc
@@ -924,8 +926,13 @@ def index_cutouts(
     workers: int | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    recursive: bool = False,
 ) -> tuple[SearchIndex, Any]:
     """Classify and embed cutouts, write their catalog into the index folder, index it.
+
+    ``paths`` are files, directories and glob patterns, expanded as by
+    `~galaxalign_astro.io.expand_inputs` (``recursive``: sub-folders of
+    directories too).
 
     The catalog is ``<directory>/catalog.fits`` (sources as absolute paths, so
     montages find the cutouts from anywhere). With ``add``, cutouts whose path is
@@ -945,7 +952,7 @@ def index_cutouts(
 
     out = Path(directory)
     catalog = out / CUTOUT_CATALOG
-    files = [os.path.abspath(p) for p in expand_inputs(paths)]
+    files = [os.path.abspath(p) for p in expand_inputs(paths, recursive=recursive)]
     if not files:
         msg = "no input cutouts (empty directory or glob with no match)"
         raise ValueError(msg)

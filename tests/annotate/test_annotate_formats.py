@@ -153,3 +153,22 @@ def test_write_embeddings_hdf5(tmp_path):
         write_embeddings_hdf5(path, range(7), emb)
     with pytest.raises(ValueError, match="one row per id"):
         write_embeddings_hdf5(tmp_path / "x.h5", range(6), emb)
+
+
+BOM = b"\xef\xbb\xbf"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".ecsv"])
+def test_utf8_byte_order_mark_is_read(tmp_path, suffix):
+    """Spreadsheet programs start UTF-8 CSV exports with a byte-order mark."""
+    table = Table({"RAJ2000": [150.0, 150.5, 151.0], "name": ["a", "b", "c"]})
+    plain = tmp_path / f"plain{suffix}"
+    table.write(plain)
+    marked = tmp_path / f"marked{suffix}"
+    marked.write_bytes(BOM + plain.read_bytes())
+    with open_catalog(marked) as reader:
+        assert list(reader.template.colnames) == ["RAJ2000", "name"]
+        rows = Table.read(plain) if suffix == ".ecsv" else table
+        (_, chunk), *_ = list(reader.chunks(10))
+        assert list(chunk["RAJ2000"]) == list(rows["RAJ2000"])
+        assert list(chunk["name"]) == list(rows["name"])

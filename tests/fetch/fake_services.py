@@ -280,7 +280,10 @@ class Handler(BaseHTTPRequestHandler):
         if name == "slow":
             time.sleep(fault[1])
         if name == "html":
-            self._send(200, (DATA / "legacysurvey_error.html").read_bytes(), "text/html")
+            # ("html", page) sends that page instead of the recorded one
+            page = fault[1] if isinstance(fault, tuple) else None
+            page = page or (DATA / "legacysurvey_error.html").read_bytes()
+            self._send(200, page, "text/html")
             return
         if name == "json_error":
             self._send(400, (DATA / "hips2fits_error.json").read_bytes(), "application/json")

@@ -132,6 +132,30 @@ def test_failed_rows_do_not_raise(survey_server, fast, tmp_path):
     assert "invalid position" in table["error"][1]
 
 
+def test_rows_recover_from_html_error_pages(survey_server, fast, tmp_path):
+    page = b"<html><title>Internal error, please retry</title></html>"
+    survey_server.inject("legacy", *[("html", page)] * 2)
+    cat = Table({"ra": [40.0], "dec": [1.0]})
+    table = fetch_cutouts(
+        cat, out_dir=tmp_path, size=8, base_url=survey_server.url, progress=False, **fast
+    )
+    assert list(table["status"]) == ["ok"]
+    assert survey_server.count("legacy") == 3
+
+
+def test_rows_failing_on_html_error_pages_name_the_cause(survey_server, fast, tmp_path):
+    page = b"<html><title>Internal error, please retry</title></html>"
+    survey_server.inject("legacy", *[("html", page)] * 3)
+    cat = Table({"ra": [40.0], "dec": [1.0]})
+    table = fetch_cutouts(
+        cat, out_dir=tmp_path, size=8, base_url=survey_server.url, progress=False, **fast
+    )
+    assert list(table["status"]) == ["error"]
+    assert "after 3 attempt(s)" in table["error"][0]
+    assert "Internal error, please retry" in table["error"][0]
+    assert survey_server.count("legacy") == 3
+
+
 @pytest.mark.parametrize(
     ("names", "expected"),
     [

@@ -13,7 +13,6 @@ from astropy.io import fits
 
 from galaxalign_astro.errors import CutoutError, OutputExistsError
 from galaxalign_astro.fetch import (
-    InvalidResponseError,
     LegacySurveyClient,
     OutsideFootprintError,
     ServiceError,
@@ -186,12 +185,27 @@ def test_truncated_bodies_leave_no_partial_file(survey_server, fast, tmp_path, f
     assert not cache.exists() or list(cache.rglob("*")) == []
 
 
-def test_html_page_with_status_200_is_an_error_not_retried(survey_server, fast):
-    survey_server.inject("legacy", "html")
+OVERLOADED = b"<html><head><title>Internal error, please retry</title></head><body></body></html>"
+
+
+def test_html_page_with_status_200_is_retried(survey_server, fast):
+    # the real viewer answers 200 with an HTML page when it is overloaded
+    survey_server.inject("legacy", ("html", OVERLOADED), "html")
     client = client_for(survey_server, fast)
-    with pytest.raises(InvalidResponseError, match=r"no FITS file.*server error"):
+    hdul = client.get_cutout(COORD, size=16)
+    assert hdul[0].data.shape == (3, 16, 16)
+    assert survey_server.count("legacy") == 3
+
+
+def test_html_pages_exhaust_retries_and_name_the_cause(survey_server, fast):
+    survey_server.inject("legacy", *[("html", OVERLOADED)] * 5)
+    client = client_for(survey_server, fast, max_retries=3)
+    with pytest.raises(
+        ServiceError,
+        match=r"failed after 4 attempt\(s\).*no FITS file.*Internal error, please retry",
+    ):
         client.get_cutout(COORD, size=16)
-    assert survey_server.count("legacy") == 1
+    assert survey_server.count("legacy") == 4
 
 
 def test_all_zero_cube_is_outside_footprint(survey_server, fast):

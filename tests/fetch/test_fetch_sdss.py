@@ -129,6 +129,13 @@ def test_frame_download_retries(survey_server, fast):
     assert survey_server.count("frame") == 3
 
 
+def test_skyserver_html_page_with_status_200_is_retried(survey_server, fast):
+    survey_server.inject("sql", "html")
+    hdul = sdss(survey_server, fast).get_cutout(COORD, size=20, bands="r")
+    assert hdul[0].data.shape == (1, 20, 20)
+    assert survey_server.count("sql") == 2
+
+
 def test_skyserver_error_page(survey_server, fast):
     survey_server.inject("sql", ("status", 500), ("status", 500), ("status", 500))
     with pytest.raises(ServiceError, match=r"x_results\.aspx failed after 3 attempt"):

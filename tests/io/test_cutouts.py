@@ -1,5 +1,7 @@
 import gzip
 import shutil
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -80,6 +82,72 @@ def test_png_is_rgb(tmp_path):
     np.testing.assert_allclose(c.data[0], rgb[..., 0] / 255.0, atol=1e-6)
 
 
+def _ramp(dtype, top):
+    """A (16, 16) ramp from 0 to ``top`` of ``dtype``."""
+    return (np.linspace(0.0, 1.0, 256).reshape(16, 16) * top).astype(dtype)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_16_bit_grey_is_scaled_by_its_depth_not_clipped(tmp_path, suffix):
+    grey = _ramp(np.uint16, 65535)
+    path = tmp_path / f"g16{suffix}"
+    Image.fromarray(grey).save(path)
+    with Image.open(path) as img:
+        assert img.mode == "I;16"
+    c = read_cutout(path)
+    assert c.kind == "rgb" and c.data.shape == (3, 16, 16)
+    for plane in c.data:
+        np.testing.assert_allclose(plane, grey / 65535.0, atol=1e-6)
+    assert np.mean(c.data == 1.0) < 0.01
+
+
+def test_32_bit_integer_tiff_is_scaled_by_its_depth(tmp_path):
+    grey = _ramp(np.int32, 2**31 - 1)
+    path = tmp_path / "i32.tif"
+    Image.fromarray(grey).save(path)
+    with Image.open(path) as img:
+        assert img.mode == "I"
+    c = read_cutout(path)
+    np.testing.assert_allclose(c.data[0], grey / (2.0**32 - 1), atol=1e-6)
+
+
+def test_float_tiff_in_unit_range_is_kept_and_other_ranges_mapped(tmp_path):
+    unit = _ramp(np.float32, 1.0)
+    Image.fromarray(unit).save(tmp_path / "unit.tif")
+    np.testing.assert_allclose(read_cutout(tmp_path / "unit.tif").data[1], unit, atol=1e-6)
+    Image.fromarray(unit * 4000.0 - 1000.0).save(tmp_path / "wide.tif")
+    np.testing.assert_allclose(read_cutout(tmp_path / "wide.tif").data[1], unit, atol=1e-5)
+
+
+def _write_png16(path, samples):
+    """Write a 16-bit PNG (grey, grey+alpha, RGB or RGBA), which Pillow cannot write."""
+
+    def chunk(kind, data):
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    height, width, channels = samples.shape
+    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
+    raw = b"".join(b"\0" + row.astype(">u2").tobytes() for row in samples)
+    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def test_16_bit_rgb_png_is_not_clipped(tmp_path):
+    rgb = np.stack([_ramp(np.uint16, 65535), _ramp(np.uint16, 30000), _ramp(np.uint16, 600)], -1)
+    c = read_cutout(_write_png16(tmp_path / "rgb16.png", rgb))
+    assert c.data.shape == (3, 16, 16)
+    # Pillow keeps the high byte of each 16-bit sample: 8-bit precision, full range
+    np.testing.assert_allclose(c.data, np.moveaxis(rgb, -1, 0) / 65535.0, atol=1 / 255)
+
+
 @pytest.mark.parametrize(
     ("content", "reason"),
     [(b"", "empty file"), (b"SIMPLE  =                    T" + b" " * 50, "not a readable FITS")],
@@ -120,6 +188,42 @@ def test_wrong_shape(tmp_path):
         read_cutout(path)
 
 
+@pytest.mark.parametrize("side", [1, 2, 7])
+def test_tiny_images_are_refused(tmp_path, side):
+    fits.PrimaryHDU(galaxy_cube(side)).writeto(tmp_path / "tiny.fits")
+    rgb = (np.random.default_rng(0).random((side, side, 3)) * 255).astype(np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "tiny.png")
+    for name in ("tiny.fits", "tiny.png"):
+        with pytest.raises(CutoutError) as err:
+            read_cutout(tmp_path / name)
+        assert str(err.value) == (
+            f"{tmp_path / name}: image is {side}x{side} pixels; at least 8x8 needed"
+        )
+
+
+def test_constant_images_are_refused(tmp_path):
+    fits.PrimaryHDU(np.full((3, 16, 16), 7.5, np.float32)).writeto(tmp_path / "flat.fits")
+    with pytest.raises(CutoutError, match=r"flat\.fits: constant image: no signal.*7\.5"):
+        read_cutout(tmp_path / "flat.fits")
+    # one colour everywhere, blank (NaN) pixels aside, is no signal either
+    flat = np.full((16, 16, 3), (200, 40, 10), np.uint8)
+    Image.fromarray(flat).save(tmp_path / "flat.png")
+    with pytest.raises(CutoutError, match=r"flat\.png: constant image: no signal"):
+        read_cutout(tmp_path / "flat.png")
+    blanks = np.full((16, 16), 3.0, np.float32)
+    blanks[:4] = np.nan
+    fits.PrimaryHDU(blanks).writeto(tmp_path / "blanks.fits")
+    with pytest.raises(CutoutError, match="constant image"):
+        read_cutout(tmp_path / "blanks.fits")
+
+
+def test_one_constant_band_is_not_a_constant_image(tmp_path):
+    cube = galaxy_cube(16)
+    cube[1] = 0.0
+    path = write_cube(tmp_path / "c.fits", cube)
+    np.testing.assert_allclose(read_cutout(path).data, cube)
+
+
 def test_missing_file():
     with pytest.raises(CutoutError, match="no such file"):
         read_cutout("/nonexistent/x.fits")
@@ -140,3 +244,53 @@ def test_expand_inputs(tmp_path):
     ]
     assert expand_inputs([str(tmp_path / "*.fits")]) == [str(tmp_path / "b.fits")]
     assert expand_inputs(["missing.fits"]) == ["missing.fits"]
+
+
+def _tree(top):
+    """top/a.fits, top/sub/b.fits, top/sub/deeper/c.png, top/.hidden/d.fits."""
+    for name in ("a.fits", "sub/b.fits", "sub/deeper/c.png", ".hidden/d.fits"):
+        (top / name).parent.mkdir(parents=True, exist_ok=True)
+        (top / name).write_bytes(b"x")
+    return [str(top / n) for n in ("a.fits", "sub/b.fits", "sub/deeper/c.png")]
+
+
+def test_double_star_glob_matches_every_level(tmp_path):
+    a, b, _ = _tree(tmp_path)
+    assert expand_inputs([str(tmp_path / "**" / "*.fits")]) == [a, b]
+
+
+def test_glob_matches_no_folders(tmp_path):
+    a, _, _ = _tree(tmp_path)
+    assert expand_inputs([str(tmp_path / "*")]) == [a]
+
+
+def test_recursive_takes_the_sub_folders(tmp_path):
+    files = _tree(tmp_path)
+    assert expand_inputs([tmp_path]) == files[:1]
+    assert expand_inputs([tmp_path], recursive=True) == files
+
+
+def test_recursive_ends_on_symlink_loops(tmp_path):
+    files = _tree(tmp_path)
+    (tmp_path / "sub" / "loop").symlink_to(tmp_path, target_is_directory=True)
+    assert expand_inputs([tmp_path], recursive=True) == files
+
+
+def test_folder_with_only_sub_folders_suggests_recursive(tmp_path):
+    _tree(tmp_path / "survey")
+    (tmp_path / "survey" / "a.fits").unlink()
+    with pytest.raises(
+        ValueError,
+        match=r"survey: no cutout files at the top level, only "
+        r"sub-folders \(sub\); pass --recursive",
+    ):
+        expand_inputs([tmp_path / "survey"])
+    assert len(expand_inputs([tmp_path / "survey"], recursive=True)) == 2
+
+
+def test_dangling_symlinks_are_failed_inputs(tmp_path):
+    (tmp_path / "good.fits").write_bytes(b"x")
+    (tmp_path / "gone.fits").symlink_to(tmp_path / "deleted.fits")
+    assert expand_inputs([tmp_path]) == [str(tmp_path / "gone.fits"), str(tmp_path / "good.fits")]
+    with pytest.raises(CutoutError, match=r"gone\.fits: broken symbolic link \(to .*deleted"):
+        read_cutout(tmp_path / "gone.fits")

@@ -94,6 +94,16 @@ def test_build_from_file_in_chunks_matches_table(catalog, loaded, tmp_path, suff
     assert rows["source"][0] == table["source"][7] and rows["ra"][1] == table["ra"][2]
 
 
+def test_csv_catalog_with_byte_order_mark_keeps_its_first_column_name(tmp_path):
+    table = Table({"source": ["a.fits", "b.fits"], "ra": [1.0, 2.0]})
+    path = tmp_path / "cat.csv"
+    table.write(path)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    with open_catalog_columns(path) as cols:
+        rows = cols.read_rows([1], ["source", "ra"])
+    assert rows["source"][0] == "b.fits" and rows["ra"][0] == 2.0
+
+
 def test_missing_embedding_column_is_named(catalog):
     with pytest.raises(ValueError, match="columns here: embedding"):
         build_index_from_catalog(catalog, embedding_col="gxa_embedding")

@@ -84,6 +84,16 @@ def test_search_by_row_writes_results(built, catalog, tmp_path):
     assert missing.exit_code == 1 and "row 99 is not in the index" in missing.output
 
 
+def test_search_without_output_prints_the_table_even_when_quiet(built, catalog):
+    for quiet in ([], ["-q"]):
+        printed = run(search_command, built, "--row", 6, "-k", 3, *quiet)
+        assert printed.exit_code == 0, printed.output
+        lines = printed.stdout.strip().splitlines()
+        assert lines[0].split()[:3] == ["rank", "row", "score"]
+        neighbours = [line.split() for line in lines if line.split()[0].isdigit()]
+        assert len(neighbours) == 3 and neighbours[0][:2] == ["1", "6"]
+
+
 def test_search_by_text_with_montage(built, tmp_path):
     png = tmp_path / "m.png"
     result = run(search_command, built, "--text", "an edge-on disk", "-k", 5, "--montage", png)
@@ -152,6 +162,38 @@ def test_index_from_cutouts_and_add(micro_model, other_model, cutout_dir, tmp_pa
         index_command, "--cutouts", tmp_path / "new", "-o", out, "--add", "--model", other_model
     )
     assert refused.exit_code == 1 and "build a separate index" in refused.output
+
+
+def test_unsupported_output_suffix_is_a_usage_error(built, tmp_path):
+    result = run(search_command, built, "--row", 0, "-o", tmp_path / "r.xyz")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"Error: cannot tell the catalog format of {str(tmp_path / 'r.xyz')!r} from its suffix "
+        "'.xyz'; use one of .fits, .fit, .hdf5, .h5, .parquet, .ecsv, .csv"
+    ]
+
+
+def test_index_cutouts_recursive(micro_model, cutout_dir, tmp_path):
+    nested = cutout_dir / "night2"
+    nested.mkdir()
+    shutil.move(cutout_dir / "g0.fits", nested / "g0.fits")
+    out = tmp_path / "idx"
+    flat = run(index_command, "--cutouts", cutout_dir, "-o", out, "--model", micro_model)
+    assert flat.exit_code == 0, flat.output
+    assert len(EmbeddingIndex.load(out)) == 4
+    deep = run(
+        index_command,
+        "--cutouts",
+        cutout_dir,
+        "--recursive",
+        "-o",
+        out,
+        "--model",
+        micro_model,
+        "--overwrite",
+    )
+    assert deep.exit_code == 0, deep.output
+    assert len(EmbeddingIndex.load(out)) == 5
 
 
 def test_index_partial_failure_exit_code(micro_model, cutout_dir, tmp_path):

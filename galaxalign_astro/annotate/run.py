@@ -461,8 +461,8 @@ def _annotate_on_cluster(
     bar: Any,
 ) -> None:
     """Classify ``chunks`` on a Dask cluster and ``store`` each as it comes back."""
-    from ..scale.cluster import annotate_chunks, dask_client
-    from ..scale.workers import model_key
+    from .cluster import annotate_chunks, dask_client
+    from .workers import model_key
 
     loaded = annotator.predictor.loaded
     with dask_client(scheduler, n_workers=dask_workers) as client:
@@ -618,7 +618,7 @@ def annotate_file(
         Classify the chunks on this Dask cluster (a scheduler address, a scheduler
         file, or a client) instead of in this process; this process still reads the
         input and writes the work directory and the output, so the catalog and
-        ``resume`` are the same (see `galaxalign_astro.scale.cluster`). Every
+        ``resume`` are the same (see `galaxalign_astro.annotate.cluster`). Every
         worker must see the model directory and the cutouts; ``fetch`` must then
         be a survey name.
     dask_workers : int, optional

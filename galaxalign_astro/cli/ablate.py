@@ -41,7 +41,7 @@ def command(recipe, output, test_data, variants, settings):
     Variants: clip_image_text, stage1_only, two_stage, two_stage_shared,
     fixed_temperature, label_10pct, label_1pct (see docs/training.md).
     """
-    from ..train.ablation import run_ablations
+    from ..evaluate.ablation import run_ablations
     from ..train.config import load_recipe
 
     quiet = click.get_current_context().meta.get("galaxalign.quiet", False)

@@ -1,4 +1,4 @@
-"""Benchmark data sets (Galaxy10 DECaLS, GalaxyMNIST), their fixed splits and augmentations."""
+"""Data sets: benchmarks, label catalogs, fixed splits, augmentations and prepared images."""
 
 from .augment import AUGMENT_PRESETS, AugmentConfig, augment
 from .catalog import LabelCatalog, read_label_catalog

@@ -22,7 +22,7 @@ from ..errors import CutoutError, GalaxAlignError
 from ..io.cutouts import Cutout
 from ..preprocess.pipeline import PreprocessConfig, prepare
 from ..taxonomy import Taxonomy
-from ..train.data import to_uint8
+from .prepared import to_uint8
 
 __all__ = ["DatasetError", "HDF5ImageSet", "composite_planes"]
 

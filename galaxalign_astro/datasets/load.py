@@ -35,11 +35,11 @@ import numpy as np
 
 from ..preprocess.pipeline import PreprocessConfig
 from ..taxonomy import GALAXY10_DECALS, GALAXY_MNIST, Taxonomy
-from ..train.data import LabelledImages, prepare_files
 from .catalog import read_label_catalog
 from .galaxy10 import Galaxy10DECaLS
 from .galaxy_mnist import GalaxyMNIST
 from .hdf5 import DatasetError
+from .prepared import LabelledImages, prepare_files
 from .splits import few_shot_indices, indices_sha256, shipped_split_spec, stratified_split
 
 __all__ = ["SPLITS", "DatasetImages", "concat_datasets", "identify_dataset", "load_dataset"]
@@ -336,7 +336,7 @@ def _parse_simulated(spec: str) -> tuple[int, int]:
 
 def _load_simulated(spec, preprocess, split, fraction, seed, workers) -> DatasetImages:
     from ..simulate.cutout import balanced_label
-    from ..train.data import _map, _simulate_prepare
+    from .prepared import _map, _simulate_prepare
 
     n, sim_seed = _parse_simulated(spec)
     labels = np.array([balanced_label(sim_seed, i) for i in range(n)], dtype=np.int64)

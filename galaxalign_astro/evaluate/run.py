@@ -141,8 +141,8 @@ def evaluate_model(
     """
     import torch
 
-    from ..inference.prototypes import class_probabilities, mix_prototypes
     from ..models.checkpoint import LoadedModel, load_model
+    from ..models.prototypes import class_probabilities, mix_prototypes
 
     start = time.perf_counter()
     loaded = model if isinstance(model, LoadedModel) else load_model(model, device=device or "cpu")

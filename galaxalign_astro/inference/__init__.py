@@ -1,4 +1,4 @@
-"""Inference: prototypes, streaming classification and catalog columns."""
+"""Inference: streaming classification, zero-shot heads and catalog columns."""
 
 from .run import (
     ClassifySummary,

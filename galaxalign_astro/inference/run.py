@@ -99,7 +99,7 @@ class Predictor:
         """Probabilities (n, n_classes) and embeddings (n, dim) of prepared images."""
         import torch
 
-        from .prototypes import class_probabilities
+        from ..models.prototypes import class_probabilities
 
         with torch.inference_mode():
             emb = self.loaded.model.encode_image(images.to(self.device))

@@ -146,8 +146,8 @@ def class_set_prototypes(loaded, class_set: ClassSet):
     import torch
 
     from ..models.factory import get_tokenizer
+    from ..models.prototypes import prototypes_for_classes
     from ..text import TextConfig
-    from .prototypes import prototypes_for_classes
 
     model = loaded.model
     templates = TextConfig.from_dict(loaded.spec.text or {}).templates

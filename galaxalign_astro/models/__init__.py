@@ -1,4 +1,4 @@
-"""Models: open_clip factory, the tri-modal GalaxAlign model, loss and checkpoints."""
+"""Models: open_clip factory, the tri-modal GalaxAlign model, loss, prototypes and checkpoints."""
 
 from .checkpoint import LoadedModel, ModelSpec, load_model, save_model
 from .factory import create_clip, create_model, get_tokenizer, list_architectures

@@ -102,7 +102,7 @@ class LoadedModel:
 
     def prototypes(self, alpha: float | None = None):
         """Mixed class prototypes ``normalise(alpha * text + (1 - alpha) * symbol)``."""
-        from ..inference.prototypes import mix_prototypes
+        from .prototypes import mix_prototypes
 
         a = self.spec.prototype_alpha if alpha is None else alpha
         return mix_prototypes(self.prototypes_text, self.prototypes_symbol, a)

@@ -22,6 +22,7 @@ __all__ = [
     "create_model",
     "get_tokenizer",
     "list_architectures",
+    "pretrained_tags",
 ]
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,11 @@ def _open_clip():
 def list_architectures() -> list[str]:
     """Names of every open_clip architecture, ours included."""
     return list(_open_clip().list_models())
+
+
+def pretrained_tags(name: str) -> list[str]:
+    """The pretrained weight tags open_clip knows for architecture ``name``."""
+    return list(_open_clip().list_pretrained_tags_by_model(name))
 
 
 def architecture_config(name: str) -> dict[str, Any]:

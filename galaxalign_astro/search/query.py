@@ -138,8 +138,8 @@ def _image_query(loaded: Any, image: Any) -> Query:
 def _text_query(loaded: Any, text: str) -> Query:
     import torch
 
-    from ..inference.prototypes import encode_texts
     from ..models.factory import get_tokenizer
+    from ..models.prototypes import encode_texts
     from ..text import TextConfig
 
     text = str(text).strip()
@@ -181,7 +181,7 @@ def symbol_images(loaded: Any, symbol: Any) -> tuple[np.ndarray, str]:
 def _symbol_query(loaded: Any, symbol: Any) -> Query:
     import torch
 
-    from ..inference.prototypes import encode_symbol_images
+    from ..models.prototypes import encode_symbol_images
 
     images, value = symbol_images(loaded, symbol)
     with torch.inference_mode():

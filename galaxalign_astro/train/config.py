@@ -642,7 +642,7 @@ def check_config(config: TrainConfig, *, check_pretrained: bool = True) -> None:
     open_clip knows for the architecture (a path must exist), and the taxonomy
     must be known.
     """
-    from ..models.factory import _open_clip, architecture_config
+    from ..models.factory import architecture_config, pretrained_tags
     from ..taxonomy import get_taxonomy
 
     get_taxonomy(config.taxonomy)
@@ -656,7 +656,7 @@ def check_config(config: TrainConfig, *, check_pretrained: bool = True) -> None:
         )
         raise ValueError(msg)
     if check_pretrained and config.pretrained is not None:
-        tags = _open_clip().list_pretrained_tags_by_model(config.architecture)
+        tags = pretrained_tags(config.architecture)
         if config.pretrained not in tags and not Path(config.pretrained).is_file():
             msg = (
                 f"{config.architecture}: pretrained {config.pretrained!r} is neither an open_clip "

@@ -77,7 +77,6 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "TrainingInterrupted",
-    "augment_batch",
     "build_optimizer",
     "step_seed",
 ]
@@ -109,13 +108,6 @@ class TrainResult:
     val_accuracy: dict[str, float] = field(default_factory=dict)
     best_epoch: dict[str, Any] = field(default_factory=dict)
     last: Path | None = None
-
-
-def augment_batch(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random 90-degree turns and flips of each image (the default augmentation)."""
-    from ..datasets.augment import AugmentConfig, augment
-
-    return augment(images, AugmentConfig(), generator)
 
 
 def step_seed(*counters: int) -> int:
@@ -862,25 +854,6 @@ class Trainer:
             )
             out[a] = float(allowed[rows, probs.argmax(1)].float().mean())
         return out
-
-    @torch.no_grad()
-    def evaluate(self, data: LabelledImages, *, alpha: float | None = None) -> dict[str, float]:
-        """Validation accuracy with text, symbol and mixed (``alpha``, default 0.5) prototypes."""
-        mix = 0.5 if alpha is None else alpha
-        scores = self._scores(data, sorted({1.0, 0.0, mix}))
-        return {
-            "val_acc_text": scores[1.0],
-            "val_acc_symbol": scores[0.0],
-            "val_acc_mix": scores[mix],
-        }
-
-    @torch.no_grad()
-    def tune_alpha(self, data: LabelledImages) -> float:
-        """The prototype mix with the best validation accuracy (ties: closest to 0.5)."""
-        scores = self._scores(data, ALPHA_GRID)
-        best = max((acc, -abs(a - 0.5), a) for a, acc in scores.items())
-        log.info("prototype alpha %.2f (validation accuracy %.3f)", best[2], best[0])
-        return float(best[2])
 
     @torch.no_grad()
     def validate(self, data: LabelledImages) -> dict[str, float]:

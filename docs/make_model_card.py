@@ -186,6 +186,21 @@ def _training_data(training: dict) -> list[str]:
     return lines
 
 
+def _headline(real: dict | None, sim: dict) -> list[str]:
+    acc = sim["classification"]["mix"]["accuracy"]
+    text = f"In short: simulated held-out accuracy {acc:.3f}"
+    if real is not None:
+        m = real["hierarchical"]["mix"]
+        spiral = m["per_group"].get("spiral", {}).get("recall")
+        text = (
+            f"In short (mixed prototypes): on real Galaxy Zoo images (`val` split) coarse "
+            f"accuracy {m['coarse_accuracy']:.3f}, balanced {m['balanced_accuracy']:.3f}, "
+            f"spiral recall {_f(spiral)}, fine accuracy {_f(m.get('fine_accuracy'))} on the "
+            f"{m['n_fine']} images with a fine label; simulated held-out accuracy {acc:.3f}."
+        )
+    return [text, ""]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path)
@@ -221,6 +236,7 @@ def main() -> None:
         "below is measured by this project (data and split named with each table); none is",
         "from the GalaxAlign paper.",
         "",
+        *_headline(real, sim),
         "## Training",
         "",
         f"- Command: `{training.get('command') or 'see docs/training.md'}`"
@@ -288,6 +304,8 @@ def main() -> None:
         "",
         "- Most real labels are coarse: fine Galaxy10 accuracy on real images rests on few",
         "  labelled examples (see n above) and on the simulator; trust the coarse class more.",
+        "- Fitting the real sky cost simulator accuracy: the simulated-only model (bundled as",
+        "  `simulated`, its own card beside it) scores higher on simulated cutouts.",
         "- The real images are mostly SDSS composites; DECaLS grz cutouts (the survey the",
         "  simulator mimics) are fewer among them.",
         "- A small CPU architecture: a pretrained ViT-B-16 fine-tuned on real Galaxy10 DECaLS",

@@ -63,10 +63,14 @@ def galaxy_region(luminance: np.ndarray) -> tuple[float, float, float] | None:
     if len(ys) < 3:
         return None
     weights = np.maximum(luminance[ys, xs] - sky, 0.0) + 1e-6
-    y0 = float(np.average(ys, weights=weights))
-    x0 = float(np.average(xs, weights=weights))
-    cov = np.cov(np.stack([ys, xs]).astype(np.float64))
-    a = 2.0 * float(np.sqrt(max(np.linalg.eigvalsh(cov)[-1], 0.25)))
+    y0 = float(np.dot(ys, weights) / weights.sum())
+    x0 = float(np.dot(xs, weights) / weights.sum())
+    # largest eigenvalue of the pixels' (unweighted, unbiased) 2x2 covariance, in closed form
+    dy, dx = ys - ys.mean(), xs - xs.mean()
+    n1 = len(ys) - 1
+    syy, sxx, sxy = np.dot(dy, dy) / n1, np.dot(dx, dx) / n1, np.dot(dy, dx) / n1
+    largest = 0.5 * (syy + sxx) + np.sqrt(0.25 * (syy - sxx) ** 2 + sxy**2)
+    a = 2.0 * float(np.sqrt(max(largest, 0.25)))
     return y0, x0, a
 
 
@@ -79,12 +83,18 @@ def frame_galaxy(rgb: np.ndarray, *, frame: float) -> tuple[np.ndarray, list[int
     """
     _, ny, nx = rgb.shape
     factor = max(1, int(np.ceil(max(ny, nx) / WORK_SIDE)))
-    luminance = rgb.mean(axis=0, dtype=np.float32)
     if factor > 1:
+        # block mean of the planes' mean as a sum of strided views (a reshape-mean over the
+        # blocks is several times slower, and this runs on every cutout)
         h, w = ny // factor, nx // factor
-        small = luminance[: h * factor, : w * factor].reshape(h, factor, w, factor).mean((1, 3))
+        small = np.zeros((h, w), dtype=np.float32)
+        for plane in rgb:
+            for i in range(factor):
+                for j in range(factor):
+                    small += plane[i : h * factor : factor, j : w * factor : factor]
+        small /= rgb.shape[0] * factor * factor
     else:
-        small = luminance
+        small = rgb.mean(axis=0, dtype=np.float32)
     found = galaxy_region(small)
     longest = max(ny, nx)
     if found is None:

@@ -126,10 +126,7 @@ def _hierarchical_lines(result: dict[str, Any]) -> list[str]:
         "",
         "Group probability = sum of its classes' probabilities; 95% bootstrap intervals.",
         "",
-        "| head | n | coarse accuracy | balanced accuracy | fine accuracy (n) | "
-        + " | ".join(f"{g} recall" for g in groups)
-        + " | coarse ECE |",
-        "|---|---|---|---|---|" + "---|" * len(groups) + "---|",
+        *_tree_header("head", groups),
     ]
     for head in ("mix", "text", "symbol", "probe"):
         if head not in tree:
@@ -143,10 +140,7 @@ def _hierarchical_lines(result: dict[str, Any]) -> list[str]:
             "",
             "Per source (mixed prototypes):",
             "",
-            "| source | n | coarse accuracy | balanced accuracy | fine accuracy (n) | "
-            + " | ".join(f"{g} recall" for g in groups)
-            + " | coarse ECE |",
-            "|---|---|---|---|---|" + "---|" * len(groups) + "---|",
+            *_tree_header("source", groups),
         ]
         lines += [_tree_row(name, m, groups) for name, m in mix["by_source"].items()]
     if mix:
@@ -160,6 +154,15 @@ def _hierarchical_lines(result: dict[str, Any]) -> list[str]:
         for g, row in zip(groups, mix["coarse_confusion_matrix"], strict=True):
             lines.append(f"| {g} | " + " | ".join(str(v) for v in row) + " |")
     return lines
+
+
+def _tree_header(first: str, groups: list[str]) -> list[str]:
+    recalls = " | ".join(f"{g} recall" for g in groups)
+    return [
+        f"| {first} | n | coarse accuracy | balanced accuracy | fine accuracy (n) | {recalls} "
+        "| coarse ECE |",
+        "|---|---|---|---|---|" + "---|" * len(groups) + "---|",
+    ]
 
 
 def _tree_row(title: str, m: dict[str, Any], groups: list[str]) -> str:

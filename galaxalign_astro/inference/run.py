@@ -279,7 +279,20 @@ def classify(
 
 
 def _meta(predictor: Predictor) -> dict[str, Any]:
-    return {"galaxalign": predictor.provenance(), "package_version": __version__}
+    """Catalog metadata: the standard provenance header keys (as annotate writes them:
+    MODEL, WSHA256, PREPROC, STRETCH, BANDS, GAVERSN, DATE) and the full record."""
+    from ..catalog import provenance_meta
+
+    loaded, config = predictor.loaded, predictor.config
+    meta = provenance_meta(
+        model=loaded.spec.name,
+        weights_sha256=loaded.weights_sha256,
+        preprocessing=config.to_dict(),
+        stretch=config.stretch,
+        bands="".join(config.bands),
+    )
+    meta.update({"galaxalign": predictor.provenance(), "package_version": __version__})
+    return meta
 
 
 def classify_to_file(

@@ -75,3 +75,25 @@ def test_add_columns_from_paths_and_arrays(micro_model, cutout_dir):
     t2 = Table({"cube": cubes})
     add_morphology_columns(t2, images="cube", model=micro_model, bands="grz", prefix="gxa_")
     assert (t2["gxa_status"] == "ok").all()
+
+
+def test_classify_fits_catalog_carries_the_provenance_header_cards(
+    micro_model, cutout_dir, tmp_path
+):
+    """The standard cards annotate writes: model, weights hash, version, date, preprocessing."""
+    import json
+
+    from astropy.io import fits
+
+    from galaxalign_astro import __version__
+
+    out = tmp_path / "cat.fits"
+    classify_to_file(sorted(cutout_dir.glob("*.fits")), out, model=micro_model)
+    loaded = load_model(micro_model)
+    header = fits.getheader(out, 1)
+    assert header["MODEL"] == loaded.spec.name
+    assert header["WSHA256"] == loaded.weights_sha256
+    assert header["GAVERSN"] == __version__
+    assert header["DATE"].startswith("20")
+    assert json.loads(header["PREPROC"]) == loaded.spec.preprocess.to_dict()
+    assert header["STRETCH"] == loaded.spec.preprocess.stretch

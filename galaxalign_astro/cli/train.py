@@ -144,6 +144,8 @@ def command(
             half=half,
             resume=resume,
             progress=not quiet and sys.stderr.isatty() and main_process,
+            # a line per epoch on stderr whether or not it is a terminal (logs, batch jobs)
+            callbacks=[] if quiet or not main_process else [_EpochLines()],
             command=" ".join(["galaxalign-astro", *sys.argv[1:]]),
         )
     except TrainingInterrupted as exc:
@@ -164,3 +166,14 @@ def command(
             f"  validation accuracy: mix {acc['val_acc_mix']:.3f} (alpha {result.alpha:.1f}), "
             f"text {acc['val_acc_text']:.3f}, symbol {acc['val_acc_symbol']:.3f}"
         )
+
+
+class _EpochLines:
+    """Trainer callback: one summary line per epoch on stderr."""
+
+    def on_epoch_end(self, trainer, record) -> None:
+        from ..train.metrics import epoch_summary
+
+        stage = next((s for s in trainer.config.stages if s.name == record["stage"]), None)
+        epochs = stage.epochs if stage is not None else None
+        click.echo(epoch_summary(record, epochs=epochs), err=True)

@@ -132,6 +132,7 @@ def train_model(
     progress: bool = False,
     resume: bool = False,
     command: str | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> TrainResult:
     """Train every stage and save the model to ``output``.
 
@@ -140,7 +141,8 @@ def train_model(
     :func:`resolve_config`. ``resume`` continues the run whose checkpoints are
     in ``output/checkpoints``. Raises
     :class:`~galaxalign_astro.train.interrupt.TrainingInterrupted` when stopped
-    by SIGINT/SIGTERM after saving a checkpoint.
+    by SIGINT/SIGTERM after saving a checkpoint. ``callbacks`` are handed to the
+    :class:`~galaxalign_astro.train.trainer.Trainer`.
     """
     config = resolve_config(
         recipe=recipe,
@@ -160,7 +162,7 @@ def train_model(
     train_idx, val_idx = split_stratified(images.labels, config.val_fraction, seed=config.seed)
     train_idx = oversample(images, train_idx, config)
     log.info("training on %d images, validating on %d", len(train_idx), len(val_idx))
-    trainer = Trainer(config)
+    trainer = Trainer(config, callbacks=callbacks)
     source = getattr(images, "source", None) or {"data": list(config.data.specs)}
     val = images.subset(val_idx) if len(val_idx) else None
     return trainer.fit(

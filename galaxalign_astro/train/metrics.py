@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import GalaxAlignWarning
 
-__all__ = ["CSV_COLUMNS", "MetricsLog"]
+__all__ = ["CSV_COLUMNS", "MetricsLog", "epoch_summary"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,27 @@ CSV_COLUMNS = (
     "alpha",
     "best",
 )
+
+
+def epoch_summary(record: dict[str, Any], *, epochs: int | None = None) -> str:
+    """One readable line of an epoch record: losses, validation, speed."""
+    of = f"/{epochs}" if epochs else ""
+    parts = [f"{record['stage']} epoch {record['epoch']}{of}: loss {record['loss']:.3f}"]
+    terms = [
+        f"{key[5:]} {value:.3f}"
+        for key, value in record.items()
+        if key.startswith("loss_") and isinstance(value, float)
+    ]
+    if terms:
+        parts[0] += f" ({', '.join(terms)})"
+    if "val_acc_mix" in record:
+        alpha = record.get("alpha")
+        mix = f"validation mix {record['val_acc_mix']:.3f}"
+        mix += f" (alpha {alpha:.1f})" if alpha is not None else ""
+        mix += f", text {record['val_acc_text']:.3f}, symbol {record['val_acc_symbol']:.3f}"
+        parts.append(mix + (" best so far" if record.get("best") else ""))
+    parts.append(f"{record['images_per_s']:.0f} images/s")
+    return "; ".join(parts)
 
 
 class MetricsLog:

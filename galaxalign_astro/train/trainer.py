@@ -58,7 +58,7 @@ from .config import StageConfig, TrainConfig
 from .data import LabelledImages
 from .distributed import DistContext, gather_with_local_grad, init_distributed
 from .interrupt import StopGuard, TrainingInterrupted
-from .metrics import MetricsLog
+from .metrics import MetricsLog, epoch_summary
 from .optim import WarmupCosine, build_optimizer, resolve_precision
 from .state import (
     CHECKPOINT_DIR,
@@ -579,7 +579,7 @@ class Trainer:
             self._select(record, run)
             self.history.append(record)
             run.metrics.epoch(record)
-            log.info("%s", record)
+            log.debug("%s", epoch_summary(record, epochs=stage.epochs))
             self._callback("on_epoch_end", record)
             done = epoch + 1 == stage.epochs
             g = self.position.global_step

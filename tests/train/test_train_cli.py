@@ -66,6 +66,15 @@ def test_train_recipe_with_one_command(trained):
     assert (out / "metrics.csv").read_text().count("\n") == 3  # header + 2 epochs
 
 
+def test_a_readable_line_per_epoch_without_a_terminal(trained):
+    """CliRunner's stderr is no terminal: batch jobs still see every epoch, not dict reprs."""
+    _, _, result = trained
+    lines = [line for line in result.output.splitlines() if " epoch " in line and "loss" in line]
+    assert [line.split(":")[0] for line in lines] == ["stage1 epoch 1/1", "stage2 epoch 1/1"]
+    assert "validation mix" in lines[0] and "images/s" in lines[0]
+    assert "{" not in result.output
+
+
 def test_existing_output_needs_overwrite_or_resume(trained):
     recipe, out, _ = trained
     again = CliRunner().invoke(cli, ["train", str(recipe)])

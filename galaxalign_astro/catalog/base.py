@@ -26,7 +26,10 @@ log = logging.getLogger(__name__)
 
 
 def check_output_path(path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-    """Check that ``path`` may be written; return it as a `~pathlib.Path`.
+    """Check that ``path`` may be written, creating its folder; return it as a `~pathlib.Path`.
+
+    A missing output folder is created (``-o out/catalog.fits`` works in a fresh
+    checkout), as ``mkdir -p`` would.
 
     Raises
     ------
@@ -34,8 +37,8 @@ def check_output_path(path: str | os.PathLike[str], *, overwrite: bool = False) 
         If ``path`` exists and ``overwrite`` is false.
     IsADirectoryError
         If ``path`` is a directory.
-    FileNotFoundError
-        If the folder ``path`` would go into does not exist.
+    NotADirectoryError
+        If the folder ``path`` would go into is a file.
     """
     path = Path(path)
     if path.is_dir():
@@ -46,8 +49,11 @@ def check_output_path(path: str | os.PathLike[str], *, overwrite: bool = False) 
         raise OutputExistsError(msg)
     parent = path.parent
     if not parent.is_dir():
-        msg = f"folder {parent} for output {path.name} does not exist"
-        raise FileNotFoundError(msg)
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            msg = f"folder {parent} for output {path.name} is not a folder"
+            raise NotADirectoryError(msg) from None
     return path
 
 

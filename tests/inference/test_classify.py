@@ -97,3 +97,13 @@ def test_classify_fits_catalog_carries_the_provenance_header_cards(
     assert header["DATE"].startswith("20")
     assert json.loads(header["PREPROC"]) == loaded.spec.preprocess.to_dict()
     assert header["STRETCH"] == loaded.spec.preprocess.stretch
+
+
+def test_a_missing_output_folder_is_created(micro_model, cutout_dir, tmp_path):
+    """The README's `classify ... -o out/samples.fits` works in a fresh checkout."""
+    out = tmp_path / "new" / "sub" / "cat.fits"
+    classify_to_file(sorted(cutout_dir.glob("*.fits"))[:2], out, model=micro_model)
+    assert len(Table.read(out)) == 2
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="is not a folder"):
+        classify_to_file(sorted(cutout_dir.glob("*.fits"))[:1], tmp_path / "file" / "c.fits")

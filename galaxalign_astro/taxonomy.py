@@ -100,6 +100,12 @@ class Taxonomy:
             out[[index[m] for m in group.members]] = g
         return out
 
+    def node_groups(self, labels: np.ndarray) -> np.ndarray:
+        """int (n,): the coarse group of every node label (-1 for a class in no group)."""
+        labels = np.asarray(labels, dtype=np.int64)
+        n = len(self.classes)
+        return np.where(labels < n, self.group_of_class()[np.minimum(labels, n - 1)], labels - n)
+
     def class_label(self, value: object) -> int:
         """Class index of a class name or key (any case; '-', '_' and ' ' alike)."""
         wanted = _norm(value)

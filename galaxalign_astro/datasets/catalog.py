@@ -34,6 +34,7 @@ import numpy as np
 
 from ..taxonomy import GALAXY10_DECALS, Taxonomy, get_taxonomy
 from .hdf5 import DatasetError
+from .prepared import PATH_COLUMNS
 
 __all__ = [
     "COARSE_COLUMNS",
@@ -46,7 +47,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PATH_COLUMNS = ("path", "filepath", "file", "filename")
 FINE_COLUMNS = ("label", "ans", "class_id", "labels", "class", "fine", "galaxy10")
 COARSE_COLUMNS = ("coarse", "coarse_label")
 #: per-row columns kept for reports, when the catalog has them
@@ -103,6 +103,7 @@ def _node_labels(
 ) -> np.ndarray:
     n = len(fine if fine is not None else coarse)  # type: ignore[arg-type]
     labels = np.full(n, -1, dtype=np.int64)
+    members = taxonomy.members_matrix()
     cache: dict[tuple[str, str], int] = {}
 
     def lookup(kind: str, value: str, row: int) -> int:
@@ -127,7 +128,7 @@ def _node_labels(
         c = coarse[i] if coarse is not None else ""
         if f:
             labels[i] = lookup("fine", f, i)
-            if c and taxonomy.members_matrix()[lookup("coarse", c, i), labels[i]] == 0:
+            if c and not members[lookup("coarse", c, i), labels[i]]:
                 msg = f"{where}: row {i}: fine label {f!r} is not in coarse group {c!r}"
                 raise DatasetError(msg)
         elif c:

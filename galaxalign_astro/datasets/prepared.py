@@ -32,7 +32,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: file columns of label catalogs, here and in datasets/catalog.py
 PATH_COLUMNS = ("path", "filepath", "file", "filename")
+#: the label columns this older reader knows (label catalogs: datasets/catalog.py)
 LABEL_COLUMNS = ("label", "ans", "class_id", "labels")
 
 
@@ -123,15 +125,11 @@ def from_catalog(
     base = Path(catalog).resolve().parent
     paths = [str(p) if os.path.isabs(str(p)) else str(base / str(p)) for p in table[path_col]]
     labels = np.asarray(table[label_col], dtype=np.int64)
-    results = _map(_prepare_file, [(p, config) for p in paths], workers)
-    keep = [i for i, r in enumerate(results) if not isinstance(r, str)]
-    for r in results:
-        if isinstance(r, str):
-            log.warning("skipped: %s", r)
-    if not keep:
+    images, keep = prepare_files(paths, config, workers=workers)
+    if not len(keep):
         msg = f"{catalog}: none of its {len(paths)} cutouts could be read"
         raise ValueError(msg)
-    return LabelledImages(np.stack([results[i] for i in keep]), labels[keep])
+    return LabelledImages(images, labels[keep])
 
 
 def _find(names: Sequence[str], candidates: Sequence[str], catalog, what: str) -> str:

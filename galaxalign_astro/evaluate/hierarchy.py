@@ -150,9 +150,7 @@ def hierarchical_metrics(
             msg = "hierarchical_metrics needs class or group probabilities"
             raise ValueError(msg)
         coarse = coarse_probabilities(probs, group_of_class, len(names))
-    group = np.where(
-        labels < n_classes, group_of_class[np.minimum(labels, n_classes - 1)], labels - n_classes
-    )
+    group = taxonomy.node_groups(labels)
     if np.any(group < 0):
         msg = "a fine label of a class in no coarse group cannot be scored coarsely"
         raise ValueError(msg)

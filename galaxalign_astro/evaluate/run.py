@@ -192,7 +192,7 @@ def evaluate_model(
         if tree is not None and np.any(train_labels >= len(names)):
             # coarse training labels: the probe classifies the groups (ours)
             probe = fit_linear_probe(
-                train_emb, _groups(train_labels, tree), n_classes=len(tree.groups), l2=probe_l2
+                train_emb, tree.node_groups(train_labels), n_classes=len(tree.groups), l2=probe_l2
             )
             hierarchical["probe"] = hierarchical_metrics(
                 None, labels, tree, coarse=probe.predict_proba(emb), sources=sources, n_bins=n_bins
@@ -217,7 +217,7 @@ def evaluate_model(
     if tree is not None and len(fine_rows) < len(labels):
         # coarse labels: relevant = same coarse group
         group_names = [g.name for g in tree.groups]
-        retrieval = retrieval_metrics(emb, _groups(labels, tree), class_names=group_names, ks=ks)
+        retrieval = retrieval_metrics(emb, tree.node_groups(labels), class_names=group_names, ks=ks)
         retrieval["level"] = "coarse"
     else:
         retrieval = retrieval_metrics(emb, labels, class_names=names, ks=ks)
@@ -267,13 +267,6 @@ def _json_ready(value: Any) -> Any:
     if isinstance(value, float) and value != value:
         return None
     return value
-
-
-def _groups(labels: np.ndarray, tree) -> np.ndarray:
-    """Coarse group of every node label."""
-    n = len(tree)
-    group_of_class = tree.group_of_class()
-    return np.where(labels < n, group_of_class[np.minimum(labels, n - 1)], labels - n)
 
 
 def _data_record(data, names: list[str]) -> dict[str, Any]:

@@ -193,11 +193,7 @@ def oversample(images: LabelledImages, rows: np.ndarray, config: TrainConfig) ->
     parts = np.zeros(len(images), dtype=np.int64) if part is None else part.astype(np.int64)
     labels = np.asarray(images.labels, dtype=np.int64)
     taxonomy = get_taxonomy(config.taxonomy)
-    if taxonomy.groups:
-        n, group_of_class = len(taxonomy), taxonomy.group_of_class()
-        kind = np.where(labels < n, group_of_class[np.minimum(labels, n - 1)], labels - n)
-    else:
-        kind = labels
+    kind = taxonomy.node_groups(labels) if taxonomy.groups else labels
     times = np.ones(len(rows), dtype=np.int64)
     for p in np.unique(parts[rows]):
         mine = parts[rows] == p

@@ -175,10 +175,10 @@ def main() -> None:
 
     import torch
 
-    from galaxalign_astro.inference.run import Predictor, _default_workers
+    from galaxalign_astro.inference.run import Predictor, default_workers
 
     predictor = Predictor(args.model)
-    workers = _default_workers(args.rows, args.batch_size) if args.workers is None else args.workers
+    workers = default_workers(args.rows, args.batch_size) if args.workers is None else args.workers
     chunks = [int(c) for c in args.memory_chunks.split(",") if c.strip()]
     print(
         f"cutouts: {args.rows} of {args.size}x{args.size}x3, batch {args.batch_size}, "

@@ -1,31 +1,92 @@
-"""Throughput of ``classify``: decoding, model and end to end, measured in one run.
+"""Throughput of ``classify``: decode, model and end to end, against the previous path.
 
 Prints cutouts per second of
 
-* decode: reading + preprocessing through the same DataLoader (same workers), no model;
-* model: the forward pass alone on already prepared batches;
+* decode: reading + preprocessing through classify's loader (same workers), no model;
+* model: the forward pass alone on already prepared batches, with the torch threads
+  classify gives it;
 * end to end: ``classify_to_file`` writing a FITS catalog;
 
-and the ratio of end to end to the serial bound ``1 / (1/decode + 1/model)``.
-A ratio near 1 means the pipeline adds no overhead; above 1, decoding overlaps
-the model. With ``--baseline MODEL`` the end-to-end run of that model (for
-instance ``simulated``, the previous default, whose preprocessing has no framing)
-is timed on the same cutouts, alternating with ``--model`` over ``--repeats``
-rounds, and the ratio of the medians is printed. Usage::
+each also for the **previous code path** (``baseline_classify`` below, kept here as
+the reference: every FITS file through astropy's general reader and WCS, items
+collated one by one, as many loader workers as cores), alternating over
+``--repeats`` rounds, with the ratios of the medians. It also checks that both
+paths give the same class ids and probabilities (largest difference printed).
+
+``--baseline MODEL`` adds ``classify_to_file`` with another model (for instance
+``simulated``) to the alternation. Usage::
 
     python benchmarks/classify_throughput.py [--n 1000] [--model default] [--batch-size 64]
-        [--baseline simulated --repeats 3]
+        [--repeats 3] [--baseline simulated]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 from _cutouts import write_cutouts  # benchmarks/_cutouts.py (scripts run from here)
+
+
+def baseline_classify(paths, output, predictor, *, batch_size, workers):
+    """The previous ``classify_to_file`` loop: astropy reader, per-item collation."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from galaxalign_astro.catalog import open_writer
+    from galaxalign_astro.inference.columns import output_columns
+    from galaxalign_astro.inference.dataset import CutoutFiles, worker_init
+    from galaxalign_astro.inference.run import model_threads
+    from galaxalign_astro.io.cutouts import read_cutout
+
+    class AstropyFiles(CutoutFiles):
+        def load(self, index):
+            return read_cutout(self.paths[index], fast=False)
+
+    dataset = AstropyFiles(paths, predictor.config)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=workers,
+        worker_init_fn=worker_init,
+        prefetch_factor=4,
+    )
+    names = np.array(predictor.class_names)
+    specs = output_columns(
+        predictor.class_names, embed_dim=predictor.embed_dim, embeddings=True, path_width=200
+    )
+    before = torch.get_num_threads()
+    torch.set_num_threads(model_threads(workers))
+    try:
+        with open_writer(output, specs, meta={}, overwrite=True) as writer:
+            for batch in loader:
+                ok = batch["ok"].numpy().astype(bool)
+                probs = np.full((len(ok), len(names)), np.nan, dtype=np.float32)
+                emb = np.full((len(ok), predictor.embed_dim), np.nan, dtype=np.float32)
+                if ok.any():
+                    probs[ok], emb[ok] = predictor.predict(batch["image"][ok])
+                best = np.where(ok, np.nan_to_num(probs, nan=-1).argmax(axis=1), -1)
+                writer.write(
+                    {
+                        "source": np.array([paths[i] for i in batch["index"]], dtype=str),
+                        "ra": batch["ra"].numpy().astype(np.float64),
+                        "dec": batch["dec"].numpy().astype(np.float64),
+                        "class_id": best.astype(np.int16),
+                        "class_name": np.where(ok, names[np.maximum(best, 0)], ""),
+                        "class_prob": np.where(ok, probs.max(axis=1), np.nan).astype(np.float32),
+                        "probs": probs,
+                        "status": np.where(ok, "ok", "error"),
+                        "message": np.array(batch["error"], dtype=str),
+                        "embedding": emb,
+                    }
+                )
+    finally:
+        torch.set_num_threads(before)
 
 
 def main() -> None:
@@ -40,26 +101,29 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
+    from astropy.table import Table
     from torch.utils.data import DataLoader
 
-    from galaxalign_astro.inference.dataset import CutoutFiles, worker_init
+    from galaxalign_astro.inference.dataset import Batches, CutoutFiles, worker_init
     from galaxalign_astro.inference.run import (
         Predictor,
-        _default_workers,
         classify_to_file,
+        default_workers,
         model_threads,
     )
 
     predictor = Predictor(args.model)
-    workers = _default_workers(args.n, args.batch_size) if args.workers is None else args.workers
+    workers = default_workers(args.n, args.batch_size) if args.workers is None else args.workers
+    old_workers = max(1, min(4, os.cpu_count() or 1))  # the previous default
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_cutouts(Path(tmp), args.n, args.size)
         dataset = CutoutFiles(paths, predictor.config)
 
         loader = DataLoader(
-            dataset,
+            Batches(dataset),
             batch_size=args.batch_size,
             num_workers=workers,
+            collate_fn=Batches.collate,
             worker_init_fn=worker_init if workers else None,
         )
         t0 = time.perf_counter()
@@ -77,49 +141,63 @@ def main() -> None:
         model = args.n / (time.perf_counter() - t0)
         torch.set_num_threads(default_threads)
 
-        out = os.path.join(tmp, "out.fits")
-        t0 = time.perf_counter()
-        classify_to_file(
-            paths, out, model=predictor.loaded, batch_size=args.batch_size, workers=workers
-        )
-        end_to_end = args.n / (time.perf_counter() - t0)
-        compared = None
+        runs = {
+            "classify": lambda out: classify_to_file(
+                paths, out, model=predictor.loaded, batch_size=args.batch_size, workers=workers
+            ),
+            "previous path": lambda out: baseline_classify(
+                paths, out, predictor, batch_size=args.batch_size, workers=old_workers
+            ),
+        }
         if args.baseline is not None:
-            import statistics
-
             other = Predictor(args.baseline).loaded
-            rates: dict[str, list[float]] = {"model": [], "baseline": []}
-            for i in range(args.repeats):
-                for role, loaded in (("model", predictor.loaded), ("baseline", other)):
-                    target = os.path.join(tmp, f"{role}{i}.fits")
-                    t0 = time.perf_counter()
-                    classify_to_file(
-                        paths, target, model=loaded, batch_size=args.batch_size, workers=workers
-                    )
-                    rates[role].append(args.n / (time.perf_counter() - t0))
-            compared = (
-                other.spec.name,
-                statistics.median(rates["model"]),
-                statistics.median(rates["baseline"]),
+            runs[f"classify, model {other.spec.name}"] = lambda out: classify_to_file(
+                paths, out, model=other, batch_size=args.batch_size, workers=workers
             )
+        rates: dict[str, list[float]] = {name: [] for name in runs}
+        for i in range(args.repeats):
+            for j, (name, run) in enumerate(runs.items()):
+                target = os.path.join(tmp, f"run{j}-{i}.fits")
+                t0 = time.perf_counter()
+                run(target)
+                rates[name].append(args.n / (time.perf_counter() - t0))
+        new = Table.read(os.path.join(tmp, "run0-0.fits"))
+        old = Table.read(os.path.join(tmp, "run1-0.fits"))
+        same_ids = bool(np.array_equal(np.asarray(new["class_id"]), np.asarray(old["class_id"])))
+        prob_diff = float(np.abs(np.asarray(new["probs"]) - np.asarray(old["probs"])).max())
+        radec_diff = float(
+            max(
+                np.abs(np.asarray(new["ra"]) - np.asarray(old["ra"])).max(),
+                np.abs(np.asarray(new["dec"]) - np.asarray(old["dec"])).max(),
+            )
+        )
 
-    bound = 1.0 / (1.0 / decode + 1.0 / model)
+    load = os.getloadavg()[0]
     print(
         f"cutouts: {args.n} of {args.size}x{args.size}x3, batch {args.batch_size}, "
-        f"loader workers {workers}, model torch threads {threads}, "
-        f"model {predictor.loaded.spec.name} ({predictor.loaded.spec.architecture})"
+        f"loader workers {workers} (previous path {old_workers}), model torch threads "
+        f"{threads}, model {predictor.loaded.spec.name} ({predictor.loaded.spec.architecture}), "
+        f"{os.cpu_count()} cores, load average {load:.2f} at the end"
     )
+    bound = 1.0 / (1.0 / decode + 1.0 / model)
     print(f"decode+preprocess : {decode:9.1f} cutouts/s")
     print(f"model forward     : {model:9.1f} cutouts/s")
     print(f"serial bound      : {bound:9.1f} cutouts/s")
-    print(f"classify end2end  : {end_to_end:9.1f} cutouts/s")
-    print(f"ratio end2end / serial bound: {end_to_end / bound:.2f}  (target >= 0.9)")
-    if compared is not None:
-        name, mine, theirs = compared
-        print(
-            f"end2end, median of {args.repeats} alternating runs: {predictor.loaded.spec.name} "
-            f"{mine:.1f}/s, {name} {theirs:.1f}/s, ratio {mine / theirs:.2f}"
-        )
+    medians = {name: statistics.median(r) for name, r in rates.items()}
+    for name, rate in medians.items():
+        shown = ", ".join(f"{r:.0f}" for r in rates[name])
+        print(f"{name:<30}: {rate:9.1f} cutouts/s end to end (median of {shown})")
+    print(f"ratio classify / serial bound : {medians['classify'] / bound:.2f}  (target >= 1.0)")
+    print(
+        f"ratio classify / previous path: {medians['classify'] / medians['previous path']:.2f}"
+        "  (target >= 1.8)"
+    )
+    for name in list(medians)[2:]:
+        print(f"ratio classify / {name}: {medians['classify'] / medians[name]:.2f}")
+    print(
+        f"same class ids as the previous path: {same_ids}; largest probability difference "
+        f"{prob_diff:.2e}; largest ra/dec difference {radec_diff:.2e} deg"
+    )
 
 
 if __name__ == "__main__":

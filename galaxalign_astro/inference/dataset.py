@@ -21,10 +21,12 @@ from ..preprocess.pipeline import PreprocessConfig, prepare
 
 __all__ = [
     "ArrayCutouts",
+    "Batches",
     "CutoutFiles",
     "PreparedDataset",
     "measurement_layout",
     "measurement_vector",
+    "preload_readers",
     "worker_init",
 ]
 
@@ -80,42 +82,89 @@ class PreparedDataset(Dataset):
     def name(self, index: int) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        size = self.config.size
+    def _prepare(self, index: int) -> tuple[np.ndarray | None, str, float, float, Any]:
+        """``(image, error, ra, dec, measurements)`` of one item; image None when it failed."""
         try:
             cutout = self.load(index)
             prepared = prepare(cutout, self.config)
             ra, dec = cutout.centre_radec()
-            item = {
-                "index": index,
-                "image": torch.from_numpy(prepared.image),
-                "ok": True,
-                "error": "",
-                "ra": ra,
-                "dec": dec,
-            }
-            if self.measurements:
-                item["measurements"] = torch.from_numpy(
-                    measurement_vector(prepared.measurements, len(self.config.bands))
-                )
-            return item
+            return prepared.image, "", ra, dec, prepared.measurements
         except CutoutError as exc:
             error = str(exc)
         except Exception as exc:  # an unforeseen failure is still one failed row
             error = f"{self.name(index)}: {type(exc).__name__}: {exc}".splitlines()[0]
-        item = {
-            "index": index,
-            "image": torch.zeros(3, size, size),
-            "ok": False,
-            "error": error,
-            "ra": math.nan,
-            "dec": math.nan,
+        return None, error, math.nan, math.nan, None
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return _single(self.batch([index]))
+
+    def batch(self, indices: Sequence[int]) -> dict[str, Any]:
+        """A whole batch, written straight into its arrays.
+
+        Keys as the items', each holding the batch: ``index``, ``image`` (n, 3, S, S),
+        ``ok``, ``ra`` and ``dec`` tensors, ``error`` a list of str, and
+        ``measurements`` (n, m) with ``measurements=True``. Building the batch in
+        place spares the per-item tensors and the collation copy;
+        :class:`Batches` hands it to a DataLoader.
+        """
+        n, size, n_bands = len(indices), self.config.size, len(self.config.bands)
+        images = torch.zeros((n, 3, size, size))
+        ok = torch.zeros(n, dtype=torch.bool)
+        ra = torch.full((n,), math.nan, dtype=torch.float64)
+        dec = torch.full((n,), math.nan, dtype=torch.float64)
+        errors = [""] * n
+        measurements = []
+        for j, index in enumerate(indices):
+            image, errors[j], ra[j], dec[j], found = self._prepare(index)
+            if image is not None:
+                images[j] = torch.from_numpy(image)
+                ok[j] = True
+            if self.measurements:
+                measurements.append(measurement_vector(found, n_bands))
+        batch = {
+            "index": torch.as_tensor(list(indices), dtype=torch.int64),
+            "image": images,
+            "ok": ok,
+            "error": errors,
+            "ra": ra,
+            "dec": dec,
         }
         if self.measurements:
-            item["measurements"] = torch.from_numpy(
-                measurement_vector(None, len(self.config.bands))
-            )
-        return item
+            batch["measurements"] = torch.from_numpy(np.stack(measurements))
+        return batch
+
+
+def _single(batch: dict[str, Any]) -> dict[str, Any]:
+    """Item 0 of a one-item batch, in the shape of a dataset item."""
+    item = {key: value[0] for key, value in batch.items()}
+    item["index"], item["ok"] = int(item["index"]), bool(item["ok"])
+    item["ra"], item["dec"] = float(item["ra"]), float(item["dec"])
+    return item
+
+
+class Batches(Dataset):
+    """A :class:`PreparedDataset` whose DataLoader fetches whole batches with ``batch``.
+
+    The loader needs ``collate_fn=Batches.collate`` (the batch comes made). The
+    dataset itself keeps its per-item ``__getitem__`` for loaders of users' own.
+    """
+
+    def __init__(self, dataset: PreparedDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.dataset[index]
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, Any]:
+        return self.dataset.batch(indices)
+
+    @staticmethod
+    def collate(batch: Any) -> Any:
+        """The loader's ``collate_fn``: the batch from ``__getitems__`` as it is."""
+        return batch
 
 
 class CutoutFiles(PreparedDataset):
@@ -174,6 +223,24 @@ class ArrayCutouts(PreparedDataset):
             msg = f"{self.name(index)}: {data.shape[0]} planes but {len(bands)} band names"
             raise CutoutError(msg)
         return Cutout(data, bands, self.kind, None, self.name(index))  # type: ignore[arg-type]
+
+
+def preload_readers(config: PreprocessConfig) -> None:
+    """Import, in this process, the modules the readers and ``config``'s steps import lazily.
+
+    Called before DataLoader workers fork, so each worker inherits them instead of
+    importing them again while the model waits for its first batch (about a second
+    per worker on a 2-core machine; benchmarks/classify_throughput.py).
+    """
+    import importlib
+
+    modules = ["PIL.Image", "astropy.io.fits", "astropy.wcs", "astropy.wcs.utils"]
+    if config.frame is not None:
+        modules += ["scipy.ndimage", "galaxalign_astro.preprocess.framing"]
+    if config.sources is not None:
+        modules += ["galaxalign_astro.preprocess.sources"]
+    for name in modules:
+        importlib.import_module(name)
 
 
 def worker_init(_: int) -> None:

@@ -29,7 +29,9 @@ __all__ = [
     "add_morphology_columns",
     "classify",
     "classify_to_file",
+    "default_workers",
     "iter_classify",
+    "model_threads",
 ]
 
 log = logging.getLogger(__name__)
@@ -140,11 +142,19 @@ def _torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _default_workers(n_items: int, batch_size: int) -> int:
-    # start-up of worker processes costs more than it saves on small runs
+def default_workers(n_items: int, batch_size: int, *, device: str = "cpu") -> int:
+    """Loader processes for ``n_items`` cutouts (ours; benchmarks/classify_throughput.py).
+
+    None for runs of under two batches (starting processes costs more than it
+    saves). A CPU model costs about what decoding costs per cutout, so the cores
+    are shared half and half (one worker on two cores; the model keeps the other);
+    a GPU model leaves the cores to the workers. At most 4.
+    """
     if n_items < 2 * batch_size:
         return 0
-    return max(1, min(4, (os.cpu_count() or 1)))
+    cores = os.cpu_count() or 1
+    share = cores // 2 if str(device).startswith("cpu") else cores
+    return max(1, min(4, share))
 
 
 def iter_classify(
@@ -167,14 +177,20 @@ def iter_classify(
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
-    from .dataset import worker_init
+    from .dataset import Batches, preload_readers, worker_init
 
-    n_workers = _default_workers(len(dataset), batch_size) if workers is None else workers
+    if workers is None:
+        n_workers = default_workers(len(dataset), batch_size, device=str(predictor.device))
+    else:
+        n_workers = workers
+    if n_workers:
+        preload_readers(dataset.config)
     loader = DataLoader(
-        dataset,
+        Batches(dataset),
         batch_size=batch_size,
         shuffle=False,
         num_workers=n_workers,
+        collate_fn=Batches.collate,
         worker_init_fn=worker_init if n_workers else None,
         prefetch_factor=4 if n_workers else None,
     )

@@ -27,7 +27,15 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MIN_CONTRAST", "MIN_SIDE", "NSIGMA", "WORK_SIDE", "frame_galaxy", "galaxy_region"]
+__all__ = [
+    "MIN_CONTRAST",
+    "MIN_SIDE",
+    "NSIGMA",
+    "WORK_SIDE",
+    "frame_galaxy",
+    "galaxy_region",
+    "median",
+]
 
 #: longest side of the detection image (pixels)
 WORK_SIDE = 128
@@ -39,6 +47,22 @@ MIN_CONTRAST = 0.02
 MIN_SIDE = 24
 
 
+def median(values: np.ndarray) -> float:
+    """``float(np.median(values))`` with one selection instead of two (same value).
+
+    For an even count, numpy partitions at both middle positions; the lower one is
+    also the largest value left of the upper one, which a ``max`` finds faster.
+    """
+    part = np.array(values, copy=True).reshape(-1)
+    k = part.size // 2
+    part.partition(k)
+    upper = part[k]
+    if part.size % 2:
+        return float(upper)
+    pair = np.array([part[:k].max(), upper], dtype=part.dtype)
+    return float(pair.mean())
+
+
 def galaxy_region(luminance: np.ndarray) -> tuple[float, float, float] | None:
     """``(y, x, a)``: centre and isophotal semi-major axis of the central galaxy (pixels).
 
@@ -47,8 +71,8 @@ def galaxy_region(luminance: np.ndarray) -> tuple[float, float, float] | None:
     from scipy import ndimage
 
     ny, nx = luminance.shape
-    sky = float(np.median(luminance))
-    noise = 1.4826 * float(np.median(np.abs(luminance - sky)))
+    sky = median(luminance)
+    noise = 1.4826 * median(np.abs(luminance - sky))
     mask = luminance > sky + max(NSIGMA * noise, MIN_CONTRAST)
     labels, n = ndimage.label(mask)
     if n == 0:

@@ -171,10 +171,12 @@ def _select_bands(cutout: Cutout, wanted: tuple[str, ...]) -> tuple[np.ndarray, 
 
 def _clean(cube: np.ndarray, path: str) -> np.ndarray:
     finite = np.isfinite(cube)
-    if not finite.any():
-        msg = f"{path}: no usable signal (all pixels NaN or infinite)"
-        raise CutoutError(msg)
-    cube = np.where(finite, cube, 0.0).astype(np.float32, copy=False)
+    if not finite.all():
+        if not finite.any():
+            msg = f"{path}: no usable signal (all pixels NaN or infinite)"
+            raise CutoutError(msg)
+        cube = np.where(finite, cube, 0.0)
+    cube = cube.astype(np.float32, copy=False)
     if not np.any(cube):
         msg = f"{path}: no usable signal (all pixels zero)"
         raise CutoutError(msg)

@@ -45,15 +45,25 @@ def dr2_rgb(
     scale = np.array([table.get(b, table.get("r", 3.4)) for b in bands], dtype=np.float32).reshape(
         -1, 1, 1
     )
-    scaled = cube * scale + np.float32(m)
-    intensity = np.maximum(scaled, 0.0).mean(axis=0)
+    # one pass per operation, in place, float32 throughout: the same operations in the same
+    # order as the textbook form (tests/preprocess/test_stretch.py keeps that form)
+    scaled = np.multiply(cube, scale)
+    scaled += np.float32(m)
+    intensity = np.maximum(scaled[0], 0.0)
+    for plane in scaled[1:]:
+        intensity += np.maximum(plane, 0.0)
+    intensity /= scaled.shape[0]
     # float() keeps numpy scalars from promoting the float32 planes to float64
     q, root_q = float(Q), float(np.sqrt(Q))
+    factor = np.multiply(intensity, q)
+    np.arcsinh(factor, out=factor)
     with np.errstate(divide="ignore", invalid="ignore"):
-        factor = np.arcsinh(q * intensity) / (root_q * intensity)
+        factor /= np.multiply(intensity, root_q)
     factor[~(intensity > 0)] = 0.0
-    planes = np.clip(scaled[_rgb_order(bands)] * factor, 0.0, 1.0)
-    return planes.astype(np.float32, copy=False)
+    planes = np.empty((3, *cube.shape[1:]), dtype=np.float32)
+    for out, index in zip(planes, _rgb_order(bands), strict=True):
+        np.multiply(scaled[index], factor, out=out)
+    return np.clip(planes, 0.0, 1.0, out=planes)
 
 
 def lupton_rgb(

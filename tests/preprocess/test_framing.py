@@ -59,3 +59,18 @@ def test_frame_is_stored_with_the_preprocessing_and_validated():
     assert PreprocessConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="frame must be between"):
         PreprocessConfig(frame=0.5)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 16, 16384, 16385])
+def test_median_is_numpys_median(n):
+    from galaxalign_astro.preprocess.framing import median
+
+    rng = np.random.default_rng(n)
+    for values in (
+        rng.normal(size=n).astype(np.float32),
+        rng.integers(0, 3, n).astype(np.float32),  # many ties
+        np.abs(rng.normal(size=(n, 1))).astype(np.float64),
+    ):
+        original = values.copy()
+        assert median(values) == float(np.median(values))
+        np.testing.assert_array_equal(values, original)  # the input is left alone

@@ -113,7 +113,12 @@ def main() -> None:
     )
 
     predictor = Predictor(args.model)
-    workers = default_workers(args.n, args.batch_size) if args.workers is None else args.workers
+    torch_predictor = Predictor(predictor.loaded, engine="torch")  # the previous engine
+    workers = (
+        default_workers(args.n, args.batch_size, engine=predictor.engine)
+        if args.workers is None
+        else args.workers
+    )
     old_workers = max(1, min(4, os.cpu_count() or 1))  # the previous default
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_cutouts(Path(tmp), args.n, args.size)
@@ -146,7 +151,7 @@ def main() -> None:
                 paths, out, model=predictor.loaded, batch_size=args.batch_size, workers=workers
             ),
             "previous path": lambda out: baseline_classify(
-                paths, out, predictor, batch_size=args.batch_size, workers=old_workers
+                paths, out, torch_predictor, batch_size=args.batch_size, workers=old_workers
             ),
         }
         if args.baseline is not None:

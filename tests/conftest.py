@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import atexit
 import ipaddress
 import os
+import shutil
 import socket
+import tempfile
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# exported ONNX graphs of the tests' models go to a folder of this run, not the user's cache
+_CACHE = tempfile.mkdtemp(prefix="galaxalign-test-cache-")
+os.environ["GALAXALIGN_ASTRO_CACHE"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 
 def pytest_addoption(parser):

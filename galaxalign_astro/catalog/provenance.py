@@ -33,6 +33,7 @@ PROVENANCE_KEYS: dict[str, tuple[str, str]] = {
     "date": ("DATE", "UTC date and time of the run"),
     "model": ("MODEL", "model name"),
     "weights_sha256": ("WSHA256", "SHA-256 of the model weights file"),
+    "engine": ("ENGINE", "image-tower inference engine (torch or onnx)"),
     "preprocessing": ("PREPROC", "preprocessing parameters (JSON)"),
     "stretch": ("STRETCH", "image stretch"),
     "bands": ("BANDS", "bands of the input images"),

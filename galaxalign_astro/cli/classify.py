@@ -41,11 +41,28 @@ __all__ = ["command"]
     show_default=True,
     help="Write the image embedding column.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "torch", "onnx"]),
+    default="auto",
+    show_default=True,
+    help="Image-tower engine: ONNX Runtime on CPU when installed (auto), or torch.",
+)
 @recursive_option
 @overwrite_option
 @common_options
 def command(
-    paths, output, model, batch_size, device, workers, classes, embeddings, recursive, overwrite
+    paths,
+    output,
+    model,
+    batch_size,
+    device,
+    workers,
+    classes,
+    embeddings,
+    engine,
+    recursive,
+    overwrite,
 ):
     """Classify galaxy cutouts (FITS, PNG, JPEG, TIFF; files, directories or globs).
 
@@ -68,6 +85,7 @@ def command(
         progress=not quiet and sys.stderr.isatty(),
         classes=classes,
         recursive=recursive,
+        engine=engine,
     )
     if not quiet:
         rate = summary.n_total / summary.seconds if summary.seconds else float("nan")

@@ -59,18 +59,36 @@ class Predictor:
     ``classes``: None for the model's own classes, or zero-shot classes as a class
     file path, a `~galaxalign_astro.inference.zeroshot.ClassSet` or a
     `~galaxalign_astro.inference.zeroshot.ClassHead`.
+
+    ``engine`` runs the image tower: ``"torch"``, ``"onnx"`` (ONNX Runtime on an
+    exported graph, CPU only, same embeddings to about 1e-6;
+    :mod:`galaxalign_astro.models.export`) or ``"auto"``: ONNX Runtime on CPU when it
+    is installed, else torch. The graph is exported (or taken from the cache) on
+    the first batch, so predictors that classify nothing export nothing.
     """
 
-    def __init__(self, model: Any = "default", *, device: str = "cpu", classes: Any = None) -> None:
+    def __init__(
+        self,
+        model: Any = "default",
+        *,
+        device: str = "cpu",
+        classes: Any = None,
+        engine: str = "auto",
+    ) -> None:
         import torch
 
         from ..models.checkpoint import LoadedModel, load_model
 
+        if engine not in ENGINES:
+            msg = f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}"
+            raise ValueError(msg)
         self.loaded: LoadedModel = (
             model if isinstance(model, LoadedModel) else load_model(model, device=device)
         )
         self.device = torch.device(device)
         self.loaded.model.to(self.device).eval()
+        self.engine = _resolve_engine(engine, self.device)
+        self._onnx: Any = None
         self._set_classes(classes)
 
     def _set_classes(self, classes: Any) -> None:
@@ -103,19 +121,53 @@ class Predictor:
 
         from ..models.prototypes import class_probabilities
 
+        encoder = self._onnx_encoder() if self.engine == "onnx" else None
         with torch.inference_mode():
-            emb = self.loaded.model.encode_image(images.to(self.device))
+            if encoder is not None:
+                emb = torch.from_numpy(encoder(images.numpy(), threads=torch.get_num_threads()))
+            else:
+                emb = self.loaded.model.encode_image(images.to(self.device))
             probs = class_probabilities(emb, self.prototypes, self.loaded.model.logit_scale)
         return probs.cpu().numpy(), emb.cpu().numpy()
 
+    def _onnx_encoder(self):
+        if self._onnx is None:
+            from ..models.export import OnnxImageEncoder
+
+            self._onnx = OnnxImageEncoder(self.loaded)
+        return self._onnx
+
     def provenance(self) -> dict[str, Any]:
         meta = self.loaded.provenance()
+        meta["engine"] = self.engine
         meta["date"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         meta["class_names"] = self.class_names
         if self.head.zero_shot:
             meta["zero_shot_classes"] = self.head.source
             meta["zero_shot_classes_sha256"] = self.head.sha256
         return meta
+
+
+#: image-tower engines of :class:`Predictor`
+ENGINES = ("auto", "torch", "onnx")
+
+
+def _resolve_engine(engine: str, device) -> str:
+    if device.type != "cpu":
+        if engine == "onnx":
+            msg = f"engine 'onnx' runs on the CPU only, not on {device}"
+            raise ValueError(msg)
+        return "torch"
+    if engine == "torch":
+        return "torch"
+    from ..models.export import onnx_available
+
+    if onnx_available():
+        return "onnx"
+    if engine == "onnx":
+        msg = "engine 'onnx' needs onnxruntime and onnx (pip install onnxruntime onnx)"
+        raise ValueError(msg)
+    return "torch"
 
 
 def model_threads(n_workers: int) -> int:
@@ -142,18 +194,21 @@ def _torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def default_workers(n_items: int, batch_size: int, *, device: str = "cpu") -> int:
+def default_workers(
+    n_items: int, batch_size: int, *, device: str = "cpu", engine: str = "onnx"
+) -> int:
     """Loader processes for ``n_items`` cutouts (ours; benchmarks/classify_throughput.py).
 
     None for runs of under two batches (starting processes costs more than it
-    saves). A CPU model costs about what decoding costs per cutout, so the cores
-    are shared half and half (one worker on two cores; the model keeps the other);
-    a GPU model leaves the cores to the workers. At most 4.
+    saves). A torch model on the CPU costs about what decoding costs per cutout, so
+    the cores are shared half and half; the ONNX engine needs half of that, and a
+    GPU model none, so every core gets a worker (the model thread then shares a core
+    with one, which the engine's non-spinning threads allow). At most 4.
     """
     if n_items < 2 * batch_size:
         return 0
     cores = os.cpu_count() or 1
-    share = cores // 2 if str(device).startswith("cpu") else cores
+    share = cores // 2 if str(device).startswith("cpu") and engine == "torch" else cores
     return max(1, min(4, share))
 
 
@@ -180,7 +235,9 @@ def iter_classify(
     from .dataset import Batches, preload_readers, worker_init
 
     if workers is None:
-        n_workers = default_workers(len(dataset), batch_size, device=str(predictor.device))
+        n_workers = default_workers(
+            len(dataset), batch_size, device=str(predictor.device), engine=predictor.engine
+        )
     else:
         n_workers = workers
     if n_workers:
@@ -249,20 +306,21 @@ def classify(
     progress: bool = False,
     classes: Any = None,
     recursive: bool = False,
+    engine: str = "auto",
 ):
     """Classify cutout files; return an astropy Table with one row per input.
 
     Directories and glob patterns are expanded (with ``recursive``, the
     sub-folders of directories too; see `~galaxalign_astro.io.expand_inputs`).
     Rows of files that cannot be used have ``status='error'`` and the reason in
-    ``message``.
+    ``message``. ``engine``: the image tower's engine (see :class:`Predictor`).
     """
     from astropy.table import Table
 
     from .columns import output_columns
 
     files = expand_inputs(paths, recursive=recursive)
-    predictor = Predictor(model, device=device, classes=classes)
+    predictor = Predictor(model, device=device, classes=classes, engine=engine)
     dataset = _file_dataset(files, predictor)
     chunks = list(
         iter_classify(
@@ -303,6 +361,7 @@ def _meta(predictor: Predictor) -> dict[str, Any]:
     meta = provenance_meta(
         model=loaded.spec.name,
         weights_sha256=loaded.weights_sha256,
+        engine=predictor.engine,
         preprocessing=config.to_dict(),
         stretch=config.stretch,
         bands="".join(config.bands),
@@ -324,6 +383,7 @@ def classify_to_file(
     progress: bool = False,
     classes: Any = None,
     recursive: bool = False,
+    engine: str = "auto",
 ) -> ClassifySummary:
     """Classify cutout files and stream the rows to ``output`` (format from its suffix).
 
@@ -343,7 +403,7 @@ def classify_to_file(
     if not files:
         msg = "no input cutouts (empty directory or glob with no match)"
         raise ValueError(msg)
-    predictor = Predictor(model, device=device, classes=classes)
+    predictor = Predictor(model, device=device, classes=classes, engine=engine)
     dataset = _file_dataset(files, predictor)
     specs = output_columns(
         predictor.class_names,

@@ -89,6 +89,41 @@ def baseline_classify(paths, output, predictor, *, batch_size, workers):
         torch.set_num_threads(before)
 
 
+def stage_times(paths, predictor, torch_predictor) -> dict[str, float]:
+    """Milliseconds per cutout of each stage in this process, one thread, previous and now."""
+    import torch
+
+    from galaxalign_astro.io.cutouts import read_cutout
+    from galaxalign_astro.preprocess.pipeline import prepare
+
+    def per_item(func, items) -> float:
+        func(items[0])  # warm-up (imports, caches)
+        t0 = time.perf_counter()
+        for item in items:
+            func(item)
+        return (time.perf_counter() - t0) / len(items) * 1e3
+
+    cutouts = [read_cutout(p) for p in paths]
+    images = torch.stack([torch.from_numpy(prepare(c, predictor.config).image) for c in cutouts])
+    batches = list(torch.split(images, 64))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = {
+            "read, astropy path (previous)": per_item(lambda p: read_cutout(p, fast=False), paths),
+            "read, plain-HDU path": per_item(read_cutout, paths),
+            "prepare (stretch, framing, resize)": per_item(
+                lambda c: prepare(c, predictor.config), cutouts
+            ),
+        }
+        for name, who in (("torch (previous)", torch_predictor), (predictor.engine, predictor)):
+            rate = per_item(who.predict, batches) / 64 * len(batches) * 64 / len(images)
+            out[f"model forward, {name}"] = rate
+    finally:
+        torch.set_num_threads(before)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000)
@@ -104,7 +139,12 @@ def main() -> None:
     from astropy.table import Table
     from torch.utils.data import DataLoader
 
-    from galaxalign_astro.inference.dataset import Batches, CutoutFiles, worker_init
+    from galaxalign_astro.inference.dataset import (
+        Batches,
+        CutoutFiles,
+        preload_readers,
+        worker_init,
+    )
     from galaxalign_astro.inference.run import (
         Predictor,
         classify_to_file,
@@ -123,6 +163,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_cutouts(Path(tmp), args.n, args.size)
         dataset = CutoutFiles(paths, predictor.config)
+        stages = stage_times(paths[: min(300, args.n)], predictor, torch_predictor)
+        preload_readers(predictor.config)  # as classify does before its workers fork
 
         loader = DataLoader(
             Batches(dataset),
@@ -184,6 +226,9 @@ def main() -> None:
         f"{threads}, model {predictor.loaded.spec.name} ({predictor.loaded.spec.architecture}), "
         f"{os.cpu_count()} cores, load average {load:.2f} at the end"
     )
+    print("per cutout in one process, one thread:")
+    for name, ms in stages.items():
+        print(f"  {name:<36}: {ms:6.3f} ms")
     bound = 1.0 / (1.0 / decode + 1.0 / model)
     print(f"decode+preprocess : {decode:9.1f} cutouts/s")
     print(f"model forward     : {model:9.1f} cutouts/s")

@@ -74,7 +74,7 @@ def split_stratified(
 def _prepare_file(args: tuple[str, PreprocessConfig]) -> np.ndarray | str:
     path, config = args
     try:
-        return to_uint8(prepare(read_cutout(path), config).image)
+        return to_uint8(prepare(read_cutout(path, fov_arcsec=config.fov_arcsec), config).image)
     except CutoutError as exc:
         return str(exc)
 

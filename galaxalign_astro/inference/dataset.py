@@ -183,7 +183,7 @@ class CutoutFiles(PreparedDataset):
         return self.paths[index]
 
     def load(self, index: int) -> Cutout:
-        return read_cutout(self.paths[index])
+        return read_cutout(self.paths[index], fov_arcsec=self.config.fov_arcsec)
 
 
 class ArrayCutouts(PreparedDataset):

@@ -35,11 +35,21 @@ import numpy as np
 from ..errors import CutoutError
 from .fastfits import PlainFits, plain_tan_wcs, read_plain_fits
 
-__all__ = ["IMAGE_SUFFIXES", "Cutout", "expand_inputs", "normalise_band", "read_cutout"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "MAX_DECODED_ENV",
+    "Cutout",
+    "expand_inputs",
+    "max_decoded_bytes",
+    "normalise_band",
+    "read_cutout",
+]
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fits.fz", ".fz")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 _KNOWN_BANDS = ("u", "g", "r", "i", "z", "y", "w1", "w2", "w3", "w4", "nuv", "fuv")
+#: environment variable of the decode limit (MiB of float32 pixels; see `read_cutout`)
+MAX_DECODED_ENV = "GALAXALIGN_ASTRO_MAX_DECODED_MB"
 #: smallest width and height of a usable cutout (the smallest model input size, too):
 #: a 1x1 or 2x2 image resized to the model's input classifies as an arbitrary class
 MIN_SIDE = 8
@@ -113,7 +123,12 @@ def normalise_band(value: object) -> str | None:
 
 
 def read_cutout(
-    path: str | os.PathLike[str], *, hdu: int | str | None = None, fast: bool = True
+    path: str | os.PathLike[str],
+    *,
+    hdu: int | str | None = None,
+    fast: bool = True,
+    fov_arcsec: float | None = None,
+    max_bytes: int | None = None,
 ) -> Cutout:
     """Read a FITS, PNG or JPEG cutout.
 
@@ -125,6 +140,16 @@ def read_cutout(
     fast : bool
         Read a single plain image HDU with :mod:`.fastfits` (same result, several
         times faster); False sends every FITS file through astropy's general reader.
+    fov_arcsec : float, optional
+        The field of view the caller keeps (``PreprocessConfig.fov_arcsec``). An
+        image over ``max_bytes`` is then read by the central section of that size
+        only (the part the preprocessing keeps; tile-compressed images decompress
+        just the tiles it needs), and its WCS describes that section.
+    max_bytes : int, optional
+        Largest image read whole, in bytes of float32 planes; default
+        :func:`max_decoded_bytes` (``GALAXALIGN_ASTRO_MAX_DECODED_MB``, 128 MiB).
+        Larger ones without a field of view to cut are refused (one-line error), so
+        a small compressed file cannot claim gigabytes of memory.
 
     Raises
     ------
@@ -146,7 +171,8 @@ def read_cutout(
     if lower.endswith(IMAGE_SUFFIXES):
         cutout = _read_image(name)
     else:
-        cutout = _read_fits(name, hdu=hdu, fast=fast)
+        limit = max_decoded_bytes() if max_bytes is None else int(max_bytes)
+        cutout = _read_fits(name, hdu=hdu, fast=fast, fov_arcsec=fov_arcsec, max_bytes=limit)
     _check_not_degenerate(cutout)
     return cutout
 
@@ -229,12 +255,27 @@ def _bits_per_sample(img) -> int:
     return 16 if img.format == "PNG" else 32
 
 
-def _read_fits(path: str, *, hdu: int | str | None, fast: bool) -> Cutout:
+def max_decoded_bytes() -> int:
+    """The decode limit: ``$GALAXALIGN_ASTRO_MAX_DECODED_MB`` MiB, by default 128."""
+    text = os.environ.get(MAX_DECODED_ENV, "")
+    try:
+        value = float(text) if text else 128.0
+    except ValueError:
+        value = float("nan")
+    if not np.isfinite(value) or value <= 0:
+        msg = f"{MAX_DECODED_ENV}={text!r}: expected a positive number of MiB"
+        raise ValueError(msg)
+    return int(value * 2**20)
+
+
+def _read_fits(
+    path: str, *, hdu: int | str | None, fast: bool, fov_arcsec: float | None, max_bytes: int
+) -> Cutout:
     if fast and hdu is None and not path.lower().endswith((".gz", ".fz")):
-        plain = read_plain_fits(path)
+        plain = read_plain_fits(path, max_bytes=max_bytes)
         if plain is not None:
             return _plain_cutout(plain, path)
-    return _read_fits_astropy(path, hdu=hdu)
+    return _read_fits_astropy(path, hdu=hdu, fov_arcsec=fov_arcsec, max_bytes=max_bytes)
 
 
 def _plain_cutout(plain: PlainFits, path: str) -> Cutout:
@@ -255,8 +296,15 @@ def _plain_cutout(plain: PlainFits, path: str) -> Cutout:
     return Cutout(np.array(data, dtype=np.float32), bands, "flux", wcs, path)
 
 
-def _read_fits_astropy(path: str, *, hdu: int | str | None) -> Cutout:
-    """Any FITS layout astropy reads (see the module docstring)."""
+def _read_fits_astropy(
+    path: str, *, hdu: int | str | None, fov_arcsec: float | None = None, max_bytes: int
+) -> Cutout:
+    """Any FITS layout astropy reads (see the module docstring).
+
+    Layouts are told apart by the headers alone; pixels are read once the planes
+    are chosen, whole when they fit in ``max_bytes`` (as float32), else only the
+    central ``fov_arcsec`` section, when a WCS gives one, else refused.
+    """
     from astropy.io import fits
     from astropy.utils.exceptions import AstropyUserWarning
 
@@ -267,15 +315,106 @@ def _read_fits_astropy(path: str, *, hdu: int | str | None) -> Cutout:
             warnings.simplefilter("ignore", AstropyUserWarning)
             warnings.simplefilter("ignore", fits.verify.VerifyWarning)
             with fits.open(path, memmap=False, lazy_load_hdus=False) as hdul:
-                planes, bands, header = _select_planes(hdul, path, hdu)
-                data = np.array(planes, dtype=np.float32)
+                hdus, bands, header = _select_planes(hdul, path, hdu)
+                wcs = _celestial_wcs(header)
+                data, wcs = _read_pixels(hdus, wcs, path, fov_arcsec, max_bytes)
     except CutoutError:
         raise
-    except (OSError, ValueError, TypeError, IndexError, KeyError) as exc:
+    except (OSError, ValueError, TypeError, IndexError, KeyError, EOFError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         msg = f"{path}: not a readable FITS file ({reason})"
         raise CutoutError(msg) from None
-    return Cutout(data, bands, "flux", _celestial_wcs(header), path)
+    return Cutout(data, bands, "flux", wcs, path)
+
+
+def _plane_shape(h) -> tuple[int, ...]:
+    """The HDU's data shape from its header, leading length-1 axes of >3-D data dropped."""
+    shape = tuple(int(n) for n in h.shape)
+    while len(shape) > 3 and shape[0] == 1:
+        shape = shape[1:]
+    return shape
+
+
+def _read_pixels(hdus, wcs, path: str, fov_arcsec: float | None, max_bytes: int):
+    """(n_planes, H, W) float32 of the chosen HDUs, and the WCS of what was read."""
+    shape = _plane_shape(hdus[0])
+    n_planes = len(hdus) if len(hdus) > 1 else (1 if len(shape) == 2 else shape[0])
+    ny, nx = shape[-2:]
+    declared = n_planes * ny * nx * 4
+    if declared <= max_bytes:
+        if len(hdus) > 1:
+            return np.array([h.data for h in hdus], dtype=np.float32), wcs
+        data = np.asarray(hdus[0].data).reshape(shape)
+        return np.array(data if data.ndim == 3 else data[None], dtype=np.float32), wcs
+    window = _fov_window(wcs, fov_arcsec, ny, nx)
+    size = f"{nx}x{ny}" + (f"x{n_planes}" if n_planes > 1 else "")
+    limit = f"{max_bytes / 2**20:.0f} MiB"
+    if window is None:
+        msg = (
+            f"{path}: image is {size} ({declared / 2**20:.0f} MiB as float32), over the "
+            f"decode limit of {limit} ({MAX_DECODED_ENV}), and without a WCS field of view "
+            "to cut; cut it first or raise the limit"
+        )
+        raise CutoutError(msg)
+    if path.lower().endswith(".gz"):
+        msg = (
+            f"{path}: gzip-compressed image of {size} ({declared / 2**20:.0f} MiB as float32), "
+            f"over the decode limit of {limit} ({MAX_DECODED_ENV}); gzip cannot be read by "
+            "section: decompress it (or tile-compress it with fpack) or raise the limit"
+        )
+        raise CutoutError(msg)
+    y0, y1, x0, x1 = window
+    if n_planes * (y1 - y0) * (x1 - x0) * 4 > max_bytes:
+        msg = (
+            f'{path}: the {fov_arcsec:g}" field of view is {x1 - x0}x{y1 - y0} pixels of '
+            f"this image, over the decode limit of {limit} ({MAX_DECODED_ENV})"
+        )
+        raise CutoutError(msg)
+    lead = (0,) * (len(hdus[0].shape) - len(shape))
+    if len(hdus) > 1:
+        planes = [np.asarray(h.section[y0:y1, x0:x1]) for h in hdus]
+    elif len(shape) == 2:
+        planes = [np.asarray(hdus[0].section[(*lead, slice(y0, y1), slice(x0, x1))])]
+    else:
+        planes = list(
+            np.asarray(hdus[0].section[(*lead, slice(None), slice(y0, y1), slice(x0, x1))])
+        )
+    return np.array(planes, dtype=np.float32), _shifted_wcs(wcs, x0, y0, x1 - x0, y1 - y0)
+
+
+def _shifted_wcs(wcs, x0: int, y0: int, nx: int, ny: int):
+    """The WCS of the ``nx`` x ``ny`` section whose first pixel is ``(x0, y0)``.
+
+    ``WCS.slice`` is not used: on a 2-axis WCS taken from a 3-axis cube header it
+    clamps the y offset to the length of the cube's third axis.
+    """
+    from astropy.wcs import Sip
+
+    part = wcs.deepcopy()
+    shift = np.array([x0, y0], dtype=float)
+    part.wcs.crpix = wcs.wcs.crpix - shift
+    if wcs.sip is not None:
+        part.sip = Sip(wcs.sip.a, wcs.sip.b, wcs.sip.ap, wcs.sip.bp, wcs.sip.crpix - shift)
+    part.pixel_shape = (nx, ny)
+    return part
+
+
+def _fov_window(wcs, fov_arcsec: float | None, ny: int, nx: int):
+    """``(y0, y1, x0, x1)``: the central part of an image a field of view keeps; or None."""
+    if wcs is None or fov_arcsec is None:
+        return None
+    from astropy.wcs.utils import proj_plane_pixel_scales
+
+    try:
+        scale = float(np.mean(np.abs(proj_plane_pixel_scales(wcs))) * 3600.0)
+    except Exception:
+        return None
+    if not np.isfinite(scale) or scale <= 0:
+        return None
+    side = max(1, round(fov_arcsec / scale))
+    # the same centre-aligned overlap preprocess/pipeline.py::_field_of_view cuts
+    y0, x0 = max(0, (ny - side) // 2), max(0, (nx - side) // 2)
+    return y0, y0 + min(ny, side), x0, x0 + min(nx, side)
 
 
 def _image_hdus(hdul) -> list:
@@ -294,6 +433,7 @@ def _band_keyword(header) -> str | None:
 
 
 def _select_planes(hdul, path: str, hdu: int | str | None):
+    """The HDUs to read (one, or one per band), their band names and the WCS header."""
     if hdu is not None:
         try:
             chosen = [hdul[hdu]]
@@ -305,29 +445,26 @@ def _select_planes(hdul, path: str, hdu: int | str | None):
         if not chosen:
             msg = f"{path}: no image HDU with data (tables only, or empty)"
             raise CutoutError(msg)
-        named = [h for h in chosen if h.data is not None and h.data.ndim == 2]
+        named = [h for h in chosen if len(h.shape) == 2 and 0 not in h.shape]
         if len(named) > 1 and all(_band_keyword(h.header) for h in named):
-            shapes = {h.data.shape for h in named}
+            shapes = {tuple(h.shape) for h in named}
             if len(shapes) != 1:
                 msg = f"{path}: band extensions differ in shape {sorted(shapes)}"
                 raise CutoutError(msg)
             bands = tuple(_band_keyword(h.header) for h in named)
-            return [h.data for h in named], bands, named[0].header
+            return named, bands, named[0].header
         chosen = chosen[:1]
     h = chosen[0]
-    data = h.data
-    if data is None or data.size == 0:
+    if not h.is_image or len(h.shape) == 0 or 0 in h.shape:
         msg = f"{path}: HDU {h.name or 0} has no data"
         raise CutoutError(msg)
-    data = np.asarray(data)
-    while data.ndim > 3 and data.shape[0] == 1:
-        data = data[0]
-    if data.ndim == 2:
-        return [data], (_band_keyword(h.header),), h.header
-    if data.ndim != 3:
-        msg = f"{path}: image has shape {data.shape}; expected (H, W) or (bands, H, W)"
+    shape = _plane_shape(h)
+    if len(shape) == 2:
+        return [h], (_band_keyword(h.header),), h.header
+    if len(shape) != 3:
+        msg = f"{path}: image has shape {shape}; expected (H, W) or (bands, H, W)"
         raise CutoutError(msg)
-    return list(data), _cube_bands(h.header, data.shape[0]), h.header
+    return [h], _cube_bands(h.header, shape[0]), h.header
 
 
 def _cube_bands(header, n: int) -> tuple[str | None, ...]:

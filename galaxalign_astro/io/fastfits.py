@@ -72,8 +72,12 @@ class PlainFits:
         self.header_bytes = header_bytes
 
 
-def read_plain_fits(path: str) -> PlainFits | None:
-    """Read ``path`` if it is one plain image HDU and nothing else; None otherwise."""
+def read_plain_fits(path: str, *, max_bytes: int | None = None) -> PlainFits | None:
+    """Read ``path`` if it is one plain image HDU and nothing else; None otherwise.
+
+    Also None when its pixels as float32 would exceed ``max_bytes``: the general
+    reader then reads the section it needs, or refuses the file.
+    """
     try:
         with open(path, "rb") as fh:
             head = fh.read(BLOCK)
@@ -99,6 +103,8 @@ def read_plain_fits(path: str) -> PlainFits | None:
                 return None
             dtype = np.dtype(_DTYPES[cards["BITPIX"]])
             count = int(np.prod(shape))
+            if max_bytes is not None and count * 4 > max_bytes:
+                return None
             padded = -(-count * dtype.itemsize // BLOCK) * BLOCK
             if os.fstat(fh.fileno()).st_size != len(raw) + padded:
                 return None  # extensions follow, or the file is truncated: astropy decides

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CutoutError
-from ..io.cutouts import Cutout, band_list
+from ..io.cutouts import MAX_DECODED_ENV, Cutout, band_list, max_decoded_bytes
 from .stretch import STRETCHES, apply_stretch
 
 __all__ = ["PreparedImage", "PreprocessConfig", "prepare", "resize_planes"]
@@ -193,6 +193,13 @@ def _field_of_view(planes: np.ndarray, cutout: Cutout, config: PreprocessConfig)
     ny, nx = planes.shape[-2:]
     if side == ny == nx:
         return planes
+    if planes.shape[0] * side * side * 4 > max_decoded_bytes() and side > max(ny, nx):
+        msg = (
+            f"{cutout.path}: the {config.fov_arcsec:g}\" field of view is {side}x{side} pixels "
+            f"at the WCS pixel scale of {scale:.3g}\"/px, a canvas over the decode limit "
+            f"({MAX_DECODED_ENV}) for a {nx}x{ny} image; is the WCS right?"
+        )
+        raise CutoutError(msg)
     out = np.zeros((planes.shape[0], side, side), dtype=np.float32)
     # centre-aligned copy of the overlap: crops large cutouts, zero-pads small ones
     sy0, dy0 = max(0, (ny - side) // 2), max(0, (side - ny) // 2)

@@ -88,7 +88,7 @@ def load_thumbnail(
         log.info("cutout %s not found; no thumbnail", source)
         return None
     try:
-        planes = prepare(read_cutout(path), config).image
+        planes = prepare(read_cutout(path, fov_arcsec=config.fov_arcsec), config).image
     except (CutoutError, OSError, ValueError) as exc:
         log.info("no thumbnail for %s: %s", path, exc)
         return None

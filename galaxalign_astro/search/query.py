@@ -107,7 +107,7 @@ def _image_planes(loaded: Any, image: Any) -> np.ndarray:
 
     config = loaded.spec.preprocess
     if isinstance(image, str | os.PathLike):
-        return prepare(read_cutout(image), config).image
+        return prepare(read_cutout(image, fov_arcsec=config.fov_arcsec), config).image
     if isinstance(image, Cutout):
         return prepare(image, config).image
     arr = np.asarray(image)

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..catalog import ColumnSpec
+from ..utils import check_value
 from .columns import DEFAULT_PREFIX, annotation_columns
 
 __all__ = [
@@ -516,6 +517,30 @@ def _check_resumable(manifest: dict[str, Any], wanted: dict[str, Any], work: Pat
         raise ValueError(msg)
 
 
+#: types and smallest values of annotate's numeric and switch options
+_OPTION_TYPES: dict[str, tuple[Any, int | None]] = {
+    "chunk_size": (int, 1),
+    "batch_size": (int, 1),
+    "workers": (int | None, 0),
+    "dask_workers": (int | None, 1),
+    "prefix": (str, None),
+    "embeddings": (bool, None),
+    "resume": (bool, None),
+    "restart": (bool, None),
+    "overwrite": (bool, None),
+}
+
+
+def _check_options(**options: Any) -> None:
+    """One-line ``ValueError`` for an option of the wrong type or range, before any output."""
+    for name, value in options.items():
+        annotation, least = _OPTION_TYPES[name]
+        check_value(value, annotation, name=name, where="annotate")
+        if least is not None and value is not None and value < least:
+            msg = f"annotate: {name} must be >= {least}, got {value}"
+            raise ValueError(msg)
+
+
 def annotate_file(
     input: str | os.PathLike[str],
     output: str | os.PathLike[str],
@@ -647,9 +672,17 @@ def annotate_file(
     t0 = time.perf_counter()
     input, output = Path(input), Path(output)
     out_format = output_format(output)
-    if chunk_size < 1:
-        msg = f"chunk_size must be >= 1, got {chunk_size}"
-        raise ValueError(msg)
+    _check_options(
+        chunk_size=chunk_size,
+        batch_size=batch_size,
+        workers=workers,
+        dask_workers=dask_workers,
+        prefix=prefix,
+        embeddings=embeddings,
+        resume=resume,
+        restart=restart,
+        overwrite=overwrite,
+    )
     work = WorkDir(output)
     resuming = False
     if work.exists():

@@ -28,6 +28,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import ModelLoadError
 from ..preprocess.pipeline import PreprocessConfig
+from ..utils import check_fields
 
 __all__ = [
     "BUNDLED_MODELS_DIR",
@@ -68,6 +69,21 @@ class ModelSpec:
     package_version: str = __version__
     created: str = ""
     format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        check_fields(self, where="model spec")
+        if not 0.0 <= self.prototype_alpha <= 1.0:
+            msg = f"model spec: prototype_alpha must be in [0, 1], got {self.prototype_alpha}"
+            raise ValueError(msg)
+        if self.symbol_tower not in ("shared", "separate"):
+            msg = f"model spec: symbol_tower must be shared or separate, got {self.symbol_tower!r}"
+            raise ValueError(msg)
+        if not self.class_keys or len(self.class_keys) != len(self.class_names):
+            msg = (
+                f"model spec: {len(self.class_keys)} class keys and "
+                f"{len(self.class_names)} class names; one name per key needed"
+            )
+            raise ValueError(msg)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

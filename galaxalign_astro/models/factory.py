@@ -60,6 +60,48 @@ def architecture_config(name: str) -> dict[str, Any]:
     return config
 
 
+#: where open_clip's pretrained weights come from
+HUB_HOST = "huggingface.co"
+#: seconds the reachability probe of the hub may take
+PROBE_SECONDS = 3.0
+
+
+def hub_reachable(host: str = HUB_HOST, *, timeout: float = PROBE_SECONDS) -> bool:
+    """Whether a TCP connection to ``host`` port 443 opens within ``timeout`` seconds.
+
+    Name resolution is included in the bound (it runs in a thread that is given up
+    on), so a compute node without a resolver answers in ``timeout`` too.
+    """
+    import socket
+    import threading
+
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, 443), timeout=timeout):
+                result.append(True)
+        except Exception:  # unreachable, refused, unresolvable, or blocked
+            result.append(False)
+
+    worker = threading.Thread(target=probe, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return bool(result and result[0])
+
+
+def _in_hub_cache(repo: str) -> bool:
+    """Whether the Hugging Face cache holds a snapshot of ``repo`` (``org/name/``)."""
+    if not repo:
+        return False
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return False
+    folder = Path(constants.HF_HUB_CACHE) / ("models--" + repo.strip("/").replace("/", "--"))
+    return (folder / "snapshots").is_dir()
+
+
 def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or os.environ.get(
         "GALAXALIGN_ASTRO_OFFLINE", ""
@@ -109,10 +151,23 @@ def create_clip(
                 f"(not a file; open_clip tags: {', '.join(tags) or 'none'})"
             )
             raise ModelLoadError(msg)
+        how = (
+            "download the weights on a machine with internet (open_clip.create_model("
+            f"{name!r}, pretrained={pretrained_arg!r}) fills the Hugging Face cache, which "
+            "can be copied over) or pass the checkpoint file itself as --pretrained / "
+            "pretrained="
+        )
         if _offline():
             msg = (
                 f"{name}: pretrained tag {pretrained_arg!r} needs a download and this run is "
-                "offline (HF_HUB_OFFLINE); pass a local checkpoint file instead"
+                f"offline (HF_HUB_OFFLINE); {how}"
+            )
+            raise ModelLoadError(msg)
+        hub = (open_clip.get_pretrained_cfg(name, pretrained_arg) or {}).get("hf_hub") or ""
+        if not _in_hub_cache(hub) and not hub_reachable():
+            msg = (
+                f"{name}: pretrained tag {pretrained_arg!r} needs a download from "
+                f"{HUB_HOST}, which this machine cannot reach; {how}"
             )
             raise ModelLoadError(msg)
     previous = logging.getLogger().level

@@ -36,7 +36,11 @@ import numpy as np
 
 from ..errors import CutoutError
 from ..io.cutouts import MAX_DECODED_ENV, Cutout, band_list, max_decoded_bytes
+from ..utils import check_fields
 from .stretch import STRETCHES, apply_stretch
+
+#: model input sides accepted (pixels); the largest open_clip models take 448
+MIN_INPUT_SIZE, MAX_INPUT_SIZE = 8, 1024
 
 __all__ = ["PreparedImage", "PreprocessConfig", "prepare", "resize_planes"]
 
@@ -74,14 +78,21 @@ class PreprocessConfig:
     frame: float | None = None
 
     def __post_init__(self) -> None:
+        check_fields(self, where="preprocess")
         if self.frame is not None and not 1.0 <= float(self.frame) <= 10.0:
             msg = f"frame must be between 1 and 10 galaxy diameters, got {self.frame}"
             raise ValueError(msg)
         if self.stretch not in STRETCHES:
             msg = f"unknown stretch {self.stretch!r}; known: {', '.join(sorted(STRETCHES))}"
             raise ValueError(msg)
-        if self.size < 8:
-            msg = f"input size must be at least 8 pixels, got {self.size}"
+        if not MIN_INPUT_SIZE <= self.size <= MAX_INPUT_SIZE:
+            msg = f"input size must be {MIN_INPUT_SIZE} to {MAX_INPUT_SIZE} pixels, got {self.size}"
+            raise ValueError(msg)
+        if self.fov_arcsec is not None and not self.fov_arcsec > 0:
+            msg = f"fov_arcsec must be positive (or none), got {self.fov_arcsec}"
+            raise ValueError(msg)
+        if not self.bands or not all(isinstance(b, str) and b for b in self.bands):
+            msg = f"bands must be a non-empty list of band names, got {list(self.bands)}"
             raise ValueError(msg)
         object.__setattr__(self, "bands", tuple(self.bands))
 
@@ -195,8 +206,8 @@ def _field_of_view(planes: np.ndarray, cutout: Cutout, config: PreprocessConfig)
         return planes
     if planes.shape[0] * side * side * 4 > max_decoded_bytes() and side > max(ny, nx):
         msg = (
-            f"{cutout.path}: the {config.fov_arcsec:g}\" field of view is {side}x{side} pixels "
-            f"at the WCS pixel scale of {scale:.3g}\"/px, a canvas over the decode limit "
+            f'{cutout.path}: the {config.fov_arcsec:g}" field of view is {side}x{side} pixels '
+            f'at the WCS pixel scale of {scale:.3g}"/px, a canvas over the decode limit '
             f"({MAX_DECODED_ENV}) for a {nx}x{ny} image; is the WCS right?"
         )
         raise CutoutError(msg)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -24,6 +25,7 @@ from typing import Any
 
 from ..models.loss import LossWeights
 from ..preprocess.pipeline import PreprocessConfig
+from ..utils import check_fields
 
 __all__ = [
     "PRECISIONS",
@@ -42,6 +44,8 @@ __all__ = [
 TOWERS = ("image", "text", "symbol")
 SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: torch devices a recipe may name
+DEVICE_RE = re.compile(r"auto|cpu|mps|(cuda|xpu)(:\d+)?")
 #: keys of a recipe's [meta] table
 META_KEYS = frozenset({"description", "output", "paper", "notes"})
 
@@ -106,6 +110,7 @@ class StageConfig:
 
     def __post_init__(self) -> None:
         where = f"stage {self.name!r}"
+        check_fields(self, where=where)
         if self.symbol_tower not in ("shared", "separate"):
             msg = f"{where}: symbol_tower must be 'shared' or 'separate', got {self.symbol_tower!r}"
             raise ValueError(msg)
@@ -220,6 +225,7 @@ class DataSpec:
     balance: float = 0.0
 
     def __post_init__(self) -> None:
+        check_fields(self, where="[data]")
         if isinstance(self.spec, list | tuple):
             object.__setattr__(self, "spec", tuple(str(s) for s in self.spec))
             if not self.spec:
@@ -356,6 +362,14 @@ class TrainConfig:
     name: str = "galaxalign"
 
     def __post_init__(self) -> None:
+        if self.grad_clip is None:
+            self.grad_clip = 0.0
+        check_fields(self, where="recipe")
+        if not DEVICE_RE.fullmatch(self.device):
+            msg = (
+                f"recipe: device must be auto, cpu, cuda, cuda:N, mps or xpu:N, got {self.device!r}"
+            )
+            raise ValueError(msg)
         if isinstance(self.preprocess, Mapping):
             self.preprocess = PreprocessConfig.from_dict(dict(self.preprocess))
         if isinstance(self.data, Mapping):
@@ -389,8 +403,6 @@ class TrainConfig:
         if self.precision not in PRECISIONS:
             msg = f"precision must be one of {PRECISIONS}, got {self.precision!r}"
             raise ValueError(msg)
-        if self.grad_clip is None:
-            self.grad_clip = 0.0
         if self.grad_clip < 0:
             msg = f"grad_clip must be >= 0, got {self.grad_clip}"
             raise ValueError(msg)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from galaxalign_astro.models.checkpoint import load_model
 from galaxalign_astro.models.factory import create_clip
 
@@ -21,3 +23,51 @@ def test_a_model_left_random_is_reported(caplog):
     caplog.set_level(logging.INFO, logger="galaxalign_astro")
     create_clip("gxa-micro")
     assert f"gxa-micro: {RANDOM}" in caplog.text
+
+
+def test_pretrained_tag_fails_fast_when_the_hub_cannot_be_reached(monkeypatch):
+    import time
+
+    from galaxalign_astro.errors import ModelLoadError
+    from galaxalign_astro.models import factory
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("GALAXALIGN_ASTRO_OFFLINE", raising=False)
+    monkeypatch.setattr(factory, "HUB_HOST", "127.0.0.1")  # nothing listens on 443 here
+    monkeypatch.setattr(factory, "_in_hub_cache", lambda repo: False)
+    t0 = time.perf_counter()
+    with pytest.raises(ModelLoadError, match="cannot reach") as error:
+        factory.create_clip("ViT-B-16", pretrained="openai")
+    assert time.perf_counter() - t0 < factory.PROBE_SECONDS + 2
+    message = str(error.value)
+    assert "--pretrained" in message and "\n" not in message
+
+
+def test_hub_probe_is_bounded_by_its_timeout():
+    import time
+
+    from galaxalign_astro.models.factory import hub_reachable
+
+    t0 = time.perf_counter()
+    assert hub_reachable("127.0.0.1", timeout=0.5) is False  # refused at once
+    assert time.perf_counter() - t0 < 1.5
+
+
+def test_hub_probe_gives_up_on_a_resolver_that_hangs(monkeypatch):
+    import socket
+    import threading
+    import time
+
+    from galaxalign_astro.models.factory import hub_reachable
+
+    release = threading.Event()
+
+    def hanging(*args, **kwargs):
+        release.wait(10)
+        raise OSError("resolver gave up")
+
+    monkeypatch.setattr(socket, "create_connection", hanging)
+    t0 = time.perf_counter()
+    assert hub_reachable("huggingface.co", timeout=0.5) is False
+    assert time.perf_counter() - t0 < 1.5
+    release.set()

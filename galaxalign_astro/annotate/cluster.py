@@ -36,6 +36,15 @@ log = logging.getLogger(__name__)
 IN_FLIGHT_PER_THREAD = 2
 
 
+def quiet_dask_logs() -> None:
+    """Keep Dask's start-up and shut-down INFO lines (dozens, on its own handler) off stderr.
+
+    Its warnings and errors still show; with debug logging (``-vv``) everything does.
+    """
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+
+
 @contextlib.contextmanager
 def dask_client(
     scheduler: Any = None,
@@ -88,6 +97,7 @@ def dask_client(
     if n_workers is None or n_workers < 1:
         msg = f"n_workers must be >= 1 without a scheduler address, got {n_workers}"
         raise ValueError(msg)
+    quiet_dask_logs()
     with (
         LocalCluster(
             n_workers=n_workers,
@@ -95,6 +105,7 @@ def dask_client(
             processes=processes,
             # a free port: a busy default port (another cluster on this machine) warns
             dashboard_address=":0",
+            silence_logs=logging.WARNING,
         ) as cluster,
         Client(cluster) as client,
     ):

@@ -191,7 +191,8 @@ class Trainer:
         self.device = _resolve_device(config.device, self.dist)
         self.precision = resolve_precision(config.precision, self.device)
         torch.manual_seed(config.seed)
-        clip = create_clip(config.architecture, pretrained=config.pretrained)
+        # where the weights come from is reported by fit, which knows whether it resumes
+        clip = create_clip(config.architecture, pretrained=config.pretrained, weights_follow=True)
         self.model = GalaxAlignModel(
             clip, architecture=config.architecture, config=architecture_config(config.architecture)
         ).to(self.device)
@@ -511,6 +512,8 @@ class Trainer:
             self._carried_sums = dict(state.epoch_sums)
         else:
             self.history, self.best, self.position = [], {}, Position()
+            if cfg.pretrained is None and cfg.init_from is None:
+                log.info("%s: random initialisation (no pretrained weights)", cfg.architecture)
         self.best.setdefault("n_train", n)
         self._prototype_cache = None
         self._provenance = provenance or {}

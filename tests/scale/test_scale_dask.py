@@ -137,3 +137,16 @@ def test_fetch_client_objects_cannot_go_to_a_cluster(sky_catalog, micro_model, t
             fetch=client,
             dask_workers=1,
         )
+
+
+@pytest.mark.parametrize(("root", "expected"), [(30, 30), (20, 30), (10, 20)])
+def test_dask_info_lines_are_kept_quiet_below_debug(monkeypatch, root, expected):
+    import logging
+
+    from galaxalign_astro.annotate.cluster import quiet_dask_logs
+
+    monkeypatch.setattr(logging.getLogger(), "level", root)
+    dask_logger = logging.getLogger("distributed")
+    monkeypatch.setattr(dask_logger, "level", logging.INFO)  # as distributed configures it
+    quiet_dask_logs()
+    assert dask_logger.level == expected

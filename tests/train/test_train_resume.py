@@ -64,16 +64,24 @@ def test_same_seed_gives_identical_weights(reference):
 
 
 @pytest.mark.parametrize("stop", [{"epoch": 1}, {"step": 7}], ids=["after-epoch-1", "mid-epoch"])
-def test_resume_reaches_the_weights_of_the_uninterrupted_run(reference, tmp_path, stop):
+def test_resume_reaches_the_weights_of_the_uninterrupted_run(reference, tmp_path, stop, caplog):
     ref_out, ref_result, expected = reference
     out = tmp_path / "model"
-    with pytest.raises(TrainingInterrupted, match="continue with --resume") as info:
+    random = "random initialisation (no pretrained weights)"
+    with (
+        caplog.at_level("INFO"),
+        pytest.raises(TrainingInterrupted, match="continue with --resume") as info,
+    ):
         Trainer(tiny_config(), callbacks=[StopAt(**stop)]).fit(TRAIN, VAL, output=out)
+    assert random in caplog.text  # a fresh run starts from random weights, and says so
+    caplog.clear()
     assert info.value.checkpoint == latest_checkpoint(out / "checkpoints")
     state = load_state(info.value.checkpoint)
     assert state.position.global_step == (5 if "epoch" in stop else 7)
-    resumed = Trainer(tiny_config())
-    result = resumed.fit(TRAIN, VAL, output=out, resume=True)
+    with caplog.at_level("INFO"):
+        resumed = Trainer(tiny_config())
+        result = resumed.fit(TRAIN, VAL, output=out, resume=True)
+    assert random not in caplog.text and "resuming from" in caplog.text
     assert_same_weights(weights(resumed.model), expected)
     assert timeless(result.history) == timeless(ref_result.history)
     assert csv_rows(out / "metrics.csv") == csv_rows(ref_out / "metrics.csv")

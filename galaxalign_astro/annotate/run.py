@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..catalog import ColumnSpec
+from ..inference.columns import fit_message
 from ..utils import check_value
 from .columns import DEFAULT_PREFIX, annotation_columns
 
@@ -44,6 +45,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+#: failed rows named on stderr at the end of a run (all are in the output)
+SHOWN_FAILURES = 10
 
 #: rows per chunk (ours: a few seconds of CPU inference; bounded memory)
 DEFAULT_CHUNK_SIZE = 4096
@@ -138,7 +141,7 @@ class _Annotator:
             for key, spec in self.specs.items()
         }
         out["status"][:] = "error"
-        out["message"][:] = [e[: self.message_width] for e in errors]
+        out["message"][:] = [fit_message(e, self.message_width) for e in errors]
         return out
 
     def fill(
@@ -167,7 +170,7 @@ class _Annotator:
                 out[key][idx] = batch[key]
             if self.embeddings:
                 out["embedding"][idx] = batch["embedding"]
-            out["message"][idx] = [m[: self.message_width] for m in batch["message"]]
+            out["message"][idx] = [fit_message(m, self.message_width) for m in batch["message"]]
             if radec is not None:
                 out["sep"][idx] = _separation_arcsec(
                     radec[0][idx], radec[1][idx], batch["ra"], batch["dec"]
@@ -856,6 +859,7 @@ def annotate_file(
     work.write_manifest(manifest)
     n_ok, n_failed = 0, 0
     failures: list[tuple[int, str]] = []
+    labels: list[str] = []  # each failure's row, and its id when id_col is given
     counts: dict[str, int] = {}
     status_key, message_key = prefix + "status", prefix + "message"
     name_key = prefix + "class_name"
@@ -888,6 +892,8 @@ def annotate_file(
                     counts[str(name)] = counts.get(str(name), 0) + int(count)
                 for i in np.flatnonzero(~ok)[: MAX_REPORTED_FAILURES - len(failures)]:
                     failures.append((k * chunk_size + int(i), str(part[message_key][i])))
+                    named = f" ({id_col}={part[id_col][i]})" if id_col in part else ""
+                    labels.append(f"row {failures[-1][0]}{named}")
                 if h5 is not None:
                     rows = np.arange(k * chunk_size, k * chunk_size + len(status))
                     h5.write({"row": rows, **{s.name: part[s.name] for s in h5_columns[1:]}})
@@ -898,8 +904,10 @@ def annotate_file(
                 h5.abort()
             raise
     work.remove()
-    for row, message in failures[:10]:
-        log.warning("row %d failed: %s", row, message)
+    for label, (_, message) in zip(labels[:SHOWN_FAILURES], failures, strict=False):
+        log.warning("%s failed: %s", label, message)
+    if n_failed > SHOWN_FAILURES:
+        log.warning("... and %d more failed rows (status=error)", n_failed - SHOWN_FAILURES)
     return AnnotateSummary(
         output=str(output),
         n_rows=reader.n_rows,

@@ -24,8 +24,6 @@ from .options import (
 
 __all__ = ["command"]
 
-_SHOWN_FAILURES = 10
-
 
 def _explicit(ctx: click.Context, name: str) -> bool:
     source = ctx.get_parameter_source(name)
@@ -224,10 +222,9 @@ def command(**params: Any) -> None:
             parts = ", ".join(f"{n} {k}" for k, n in sorted(summary.fetch_counts.items()))
             click.echo(f"  fetched cutouts: {parts}")
     if summary.n_failed:
+        # the rows themselves were named once, by id, in the run's log lines above
         click.echo(
-            f"{summary.n_failed} row(s) failed (status=error, reason in the message column):",
+            f"{summary.n_failed} row(s) failed (status=error, reason in the message column)",
             err=True,
         )
-        for row, message in summary.failures[:_SHOWN_FAILURES]:
-            click.echo(f"  row {row}: {message}", err=True)
         ctx.exit(EXIT_PARTIAL)

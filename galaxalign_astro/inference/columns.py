@@ -10,10 +10,24 @@ from collections.abc import Sequence
 
 from ..catalog import ColumnSpec
 
-__all__ = ["MESSAGE_WIDTH", "input_columns", "model_columns", "output_columns"]
+__all__ = ["MESSAGE_WIDTH", "fit_message", "input_columns", "model_columns", "output_columns"]
 
 #: characters kept of an error message in catalogs
 MESSAGE_WIDTH = 240
+#: characters kept of a long message's start (the file or URL) by `fit_message`
+_MESSAGE_HEAD = 80
+
+
+def fit_message(text: str, width: int = MESSAGE_WIDTH) -> str:
+    """``text`` within ``width`` characters, keeping its start and its end.
+
+    A message starts with what failed (file, URL) and ends with the root cause
+    (the last error of a chain); a long one loses its middle, marked ``...``.
+    """
+    if len(text) <= width:
+        return text
+    head = min(_MESSAGE_HEAD, width // 3)
+    return f"{text[:head]} ... {text[len(text) - (width - head - 5) :]}"
 
 
 def input_columns(*, path_width: int) -> list[ColumnSpec]:

@@ -232,6 +232,7 @@ def iter_classify(
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
+    from .columns import fit_message
     from .dataset import Batches, preload_readers, worker_init
 
     if workers is None:
@@ -279,7 +280,7 @@ def iter_classify(
                 ),
                 "probs": probs,
                 "status": np.where(ok, "ok", "error"),
-                "message": np.array(batch["error"], dtype=str),
+                "message": np.array([fit_message(m) for m in batch["error"]], dtype=str),
             }
             if embeddings:
                 chunk["embedding"] = emb

@@ -126,7 +126,7 @@ def test_cli_fetch_exit_status(catalog, micro_model, survey_server, fetch_option
     ]
     result = CliRunner().invoke(command, args)
     assert result.exit_code == EXIT_PARTIAL, result.output
-    assert "1 row(s) failed" in result.output and "row 4:" in result.output
+    assert "1 row(s) failed" in result.output and "row 4 failed:" in result.output
     written = Table.read(out)
     assert len(written) == 6 and "gxa_embedding" not in written.colnames
     assert written["gxa_status"][4] == "error"

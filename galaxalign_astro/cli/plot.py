@@ -45,10 +45,27 @@ def command() -> None:
     help="Random subsample drawn from larger catalogs.",
 )
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--base-dir",
+    "base_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="Folder the catalog's relative cutout paths are relative to (repeatable) "
+    "[the current folder, then the catalog's].",
+)
 @overwrite_option
 @common_options
 def embeddings(
-    catalog, output, embedding_col, class_col, method, thumbnails, max_points, seed, overwrite
+    catalog,
+    output,
+    embedding_col,
+    class_col,
+    method,
+    thumbnails,
+    max_points,
+    seed,
+    base_dirs,
+    overwrite,
 ):
     """Draw a 2-D map of a catalog's embeddings, coloured by class, with thumbnails."""
     from ..search import embedding_map
@@ -63,6 +80,7 @@ def embeddings(
         max_points=max_points,
         seed=seed,
         overwrite=overwrite,
+        base_dirs=base_dirs,
     )
     if not click.get_current_context().meta.get("galaxalign.quiet", False):
         click.echo(f"Embedding map -> {path}")

@@ -75,11 +75,33 @@ def _query_model(model, search_index):
     help="The index's catalog, when it has moved since the index was built.",
 )
 @click.option(
+    "--base-dir",
+    "base_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="Folder the catalog's relative cutout paths are relative to, for --montage "
+    "(repeatable) [the current folder, then the catalog's].",
+)
+@click.option(
     "--device", default="cpu", show_default=True, help="torch device (cpu, cuda, cuda:1)."
 )
 @overwrite_option
 @common_options
-def command(index, image, row, text, symbol, k, output, model, montage, catalog, device, overwrite):
+def command(
+    index,
+    image,
+    row,
+    text,
+    symbol,
+    k,
+    output,
+    model,
+    montage,
+    catalog,
+    base_dirs,
+    device,
+    overwrite,
+):
     """Find the K catalog rows most similar to an image, a row, a text or a sketch.
 
     Image queries compare image embeddings; text and sketch queries compare the
@@ -143,7 +165,7 @@ def command(index, image, row, text, symbol, k, output, model, montage, catalog,
             montage,
             query=query,
             preprocess=preprocess,
-            base_dirs=[Path(catalog).parent] if catalog is not None else [],
+            base_dirs=[*base_dirs, *([Path(catalog).parent] if catalog is not None else [])],
             title=f"{query.kind} query: {query.value}"[:90],
             overwrite=overwrite,
         )

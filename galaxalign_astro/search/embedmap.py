@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .build import EMBEDDING_COL, open_catalog_columns, valid_embedding_rows
-from .montage import load_thumbnail, save_figure
+from .montage import load_thumbnail, save_figure, warn_missing_cutouts
 
 __all__ = ["MAP_METHODS", "embedding_map", "project_embeddings"]
 
@@ -149,6 +150,7 @@ def embedding_map(
     title: str | None = None,
     size_px: tuple[int, int] = (1100, 800),
     overwrite: bool = False,
+    base_dirs: Sequence[str | os.PathLike[str]] = (),
 ) -> Path:
     """Draw a 2-D map of a catalog's embeddings to an image file.
 
@@ -183,6 +185,9 @@ def embedding_map(
         Image width and height in pixels.
     overwrite : bool
         Replace an existing ``output``.
+    base_dirs : sequence of path-like
+        Folders the catalog's relative cutout paths are tried under, after the
+        current folder and before the catalog's own folder.
 
     Returns
     -------
@@ -210,7 +215,8 @@ def embedding_map(
         extra = cols.read_rows(rows, wanted) if wanted else {}
         prov = cols.provenance
         name = cols.path.name
-        base_dirs = [cols.path.parent] if cols.path.name != "<table>" else []
+        own = [cols.path.parent] if cols.path.name != "<table>" else []
+        folders = [*base_dirs, *own]
     coords, described = project_embeddings(emb, method=method, seed=seed)
     labels = np.asarray(extra[class_col]).astype(str) if class_col else np.full(len(rows), "")
     present = set(labels.tolist())
@@ -250,12 +256,13 @@ def embedding_map(
     if n_thumbnails > 0 and source_col is not None:
         config = preprocess if preprocess is not None else prov.preprocess
         sources = np.asarray(extra[source_col]).astype(str)
-        placed = 0
+        placed = missing = 0
         for i in _spread_points(coords, np.flatnonzero(sources != "")):
             if placed >= n_thumbnails:
                 break
-            thumb = load_thumbnail(sources[i], config, base_dirs=base_dirs)
+            thumb = load_thumbnail(sources[i], config, base_dirs=folders)
             if thumb is None:
+                missing += 1
                 continue
             box = OffsetImage(thumb, zoom=48 / thumb.shape[0], interpolation="bilinear")
             ax.add_artist(
@@ -270,5 +277,6 @@ def embedding_map(
             )
             placed += 1
         log.info("placed %d thumbnails", placed)
+        warn_missing_cutouts(output, missing, placed + missing, folders)
     log.info("embedding map of %d rows: %s", len(rows), described)
     return save_figure(fig, output, overwrite=overwrite)

@@ -27,6 +27,7 @@ __all__ = [
     "resolve_source",
     "save_figure",
     "search_montage",
+    "warn_missing_cutouts",
 ]
 
 log = logging.getLogger(__name__)
@@ -276,4 +277,23 @@ def search_montage(
             ax.text(0.5, 0.5, "no cutout", ha="center", va="center", fontsize=7, color="#666666")
         cls = _short(str(entry[class_col]), int(panel_px / 5.5)) if class_col else ""
         label(i, f"#{entry['rank']} row {entry['row']}  {entry['score']:.4f}\n{cls}")
+    warn_missing_cutouts(output, sum(v is None for v in cache.values()), len(cache), base_dirs)
     return save_figure(fig, output, overwrite=overwrite)
+
+
+def warn_missing_cutouts(
+    output: Any, missing: int, tried: int, base_dirs: Sequence[str | os.PathLike[str]]
+) -> None:
+    """One warning when cutouts of a figure could not be drawn, saying where they were sought."""
+    if not missing:
+        return
+    where = ", ".join(os.fspath(d) for d in base_dirs) or "no other folder"
+    log.warning(
+        "%s: %d of %d cutouts could not be drawn (missing or unreadable); relative paths were "
+        "tried in the current folder and in %s: pass --base-dir (base_dirs=) with the folder "
+        "the catalog's paths are relative to",
+        output,
+        missing,
+        tried,
+        where,
+    )

@@ -110,3 +110,30 @@ def test_plot_embeddings_command(catalog, tmp_path):
         plot_command, ["embeddings", str(catalog), "-o", str(out), "--embedding-col", "x"]
     )
     assert bad.exit_code == 1 and "no column 'x'" in bad.output
+
+
+def test_thumbnails_of_a_moved_catalog_warn_and_base_dir_finds_them(catalog, tmp_path, caplog):
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    shutil.move(catalog, moved / "cat.fits")  # its relative sources now point nowhere
+    with caplog.at_level(logging.INFO, logger="galaxalign_astro.search"):
+        embedding_map(moved / "cat.fits", tmp_path / "a.png", n_thumbnails=3)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "could not be drawn" in warnings[0].getMessage()
+    assert "--base-dir" in warnings[0].getMessage()
+    caplog.clear()
+    result = CliRunner().invoke(
+        plot_command,
+        [
+            "embeddings",
+            str(moved / "cat.fits"),
+            "-o",
+            str(tmp_path / "b.png"),
+            "--base-dir",
+            str(tmp_path),
+            "--thumbnails",
+            "3",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "could not be drawn" not in result.output

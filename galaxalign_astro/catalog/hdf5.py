@@ -17,7 +17,10 @@ h5py users read one column with ``f['catalog'].fields('name')[:]``.
 
 from __future__ import annotations
 
+import io
 import logging
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,68 @@ HDF5_PATH = "catalog"
 _META_SUFFIX = ".__table_column_meta__"
 #: target size of one HDF5 chunk (ours: large enough for gzip, small for partial reads)
 _CHUNK_BYTES = 1 << 20
+
+
+class _Discardable(io.RawIOBase):
+    """The temporary file HDF5 writes through (h5py's file-object driver).
+
+    After the first failed write (a full disk) it records the error, and once
+    ``discard`` is set it accepts every write without storing it, so HDF5 can
+    still finish closing the file, which it cannot do over failing writes.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._fh = open(path, "r+b")  # closed by the writer
+        self.failure: OSError | None = None
+        self.discard = False
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self._fh.readinto(buffer)
+
+    def write(self, data: Any) -> int:
+        if self.discard:
+            return len(memoryview(data))
+        try:
+            return self._fh.write(data)
+        except OSError as exc:
+            self.failure = self.failure or exc
+            raise
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._fh.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def truncate(self, size: int | None = None) -> int:
+        if self.discard:
+            return self._fh.tell() if size is None else size
+        return self._fh.truncate(size)
+
+    def flush(self) -> None:
+        if not self.discard:
+            try:
+                self._fh.flush()
+            except OSError as exc:
+                self.failure = self.failure or exc
+                raise
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            try:
+                self._fh.close()
+            except OSError:  # buffered bytes that cannot be written any more
+                pass
+        super().close()
 
 
 def _attribute(value: Any) -> Any:
@@ -63,8 +128,10 @@ class Hdf5CatalogWriter(CatalogWriter):
         header = table_meta.get_yaml_from_table(
             empty_table(self.columns, meta=self.meta, text_as_bytes=True)
         )
-        self._file = h5py.File(tmp, "w")
-        self._handles.append(self._file)
+        self._raw = _Discardable(tmp)
+        self._handles.append(self._raw)
+        self._file = h5py.File(self._raw, "w")
+        self._handles.insert(0, self._file)
         self._dset = self._file.create_dataset(
             HDF5_PATH,
             shape=(0,),
@@ -98,8 +165,41 @@ class Hdf5CatalogWriter(CatalogWriter):
                 values = encode_ascii(spec, values, warned=self._warned, where="HDF5")
             records[spec.name] = values
         start = self._dset.shape[0]
-        self._dset.resize((start + nrows,))
-        self._dset[start:] = records
+        try:
+            self._dset.resize((start + nrows,))
+            self._dset[start:] = records
+        except (RuntimeError, OSError) as exc:
+            raise self._failed(exc) from None
 
     def _finish(self) -> None:
-        self._file.close()
+        try:
+            self._file.flush()
+            self._file.close()
+        except (RuntimeError, OSError) as exc:
+            raise self._failed(exc) from None
+
+    def _failed(self, exc: BaseException) -> OSError:
+        """A failed write as a one-line OSError naming the output, the HDF5 file closed.
+
+        HDF5 cannot close a file whose writes failed, and crashes the interpreter
+        at exit over it; so the file's later writes are discarded
+        (:class:`_Discardable`) and it is closed cleanly before the caller removes it.
+        """
+        failure = self._raw.failure
+        self._raw.discard = True
+        try:
+            self._file.close()
+        except Exception:  # nothing more can be done with it
+            pass
+        self._raw.close()
+        text = str(failure or exc)
+        found = re.search(r"errno = (\d+)", text)
+        if isinstance(failure, OSError) and failure.errno:
+            code, reason = failure.errno, os.strerror(failure.errno)
+        elif found:
+            code = int(found.group(1))
+            reason = os.strerror(code)
+        else:
+            code, reason = 0, text.splitlines()[0] if text else type(exc).__name__
+        msg = f"{self.path}: cannot write the HDF5 catalog ({reason}); nothing was replaced"
+        return OSError(code, msg) if code else OSError(msg)

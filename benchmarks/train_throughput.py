@@ -85,8 +85,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
 
-    from galaxalign_astro.models.factory import architecture_config, create_clip
-    from galaxalign_astro.models.trimodal import GalaxAlignModel
+    from galaxalign_astro.models.factory import create_model
     from galaxalign_astro.train import LabelledImages, StageConfig, Trainer, load_recipe
 
     stage = StageConfig("stage1", epochs=1, lr=1e-4, symbol_tower="shared")
@@ -104,9 +103,7 @@ def main() -> None:
     )
 
     device = trainer.device
-    bare_model = GalaxAlignModel(
-        create_clip(args.arch), architecture=args.arch, config=architecture_config(args.arch)
-    ).to(device)
+    bare_model = create_model(args.arch).to(device)
     images = torch.from_numpy(data.images).to(device)
     labels = torch.from_numpy(data.labels)
     tokens, counts = trainer._token_table, trainer._token_counts

@@ -236,8 +236,7 @@ def load_model(name_or_path: str | os.PathLike[str] = "default", *, device: str 
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from .factory import create_clip
-    from .trimodal import GalaxAlignModel
+    from .factory import create_model
 
     path = resolve_model_path(name_or_path)
     spec = read_spec(path)
@@ -252,10 +251,12 @@ def load_model(name_or_path: str | os.PathLike[str] = "default", *, device: str 
     if proto_text is None or proto_symbol is None:
         msg = f"{weights}: no class prototypes stored"
         raise ModelLoadError(msg)
-    clip = create_clip(spec.architecture, config=spec.architecture_config, weights_follow=True)
-    model = GalaxAlignModel(clip, architecture=spec.architecture, config=spec.architecture_config)
-    if spec.symbol_tower == "separate":
-        model.split_symbol_tower()
+    model = create_model(
+        spec.architecture,
+        symbol_tower=spec.symbol_tower,
+        config=spec.architecture_config,
+        weights_follow=True,
+    )
     tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
     missing, unexpected = model.load_state_dict(tensors, strict=False)
     if missing or unexpected:

@@ -198,9 +198,13 @@ def create_model(
     *,
     pretrained: str | os.PathLike[str] | None = None,
     symbol_tower: str = "shared",
+    config: dict[str, Any] | None = None,
     cache_dir: str | None = None,
+    weights_follow: bool = False,
 ):
-    """Build a :class:`~galaxalign_astro.models.trimodal.GalaxAlignModel`.
+    """Build a :class:`~galaxalign_astro.models.trimodal.GalaxAlignModel`: the one factory.
+
+    The trainer, checkpoint loading and the tests all build models here.
 
     Parameters
     ----------
@@ -211,14 +215,26 @@ def create_model(
     symbol_tower : {'shared', 'separate'}
         Symbols go through the image tower (stage 1) or through their own copy
         of it (stage 2).
+    config : dict, optional
+        The architecture config, as a checkpoint stores it; default the registry's.
+    cache_dir, weights_follow
+        As for :func:`create_clip`.
     """
     from .trimodal import GalaxAlignModel
 
-    clip = create_clip(name, pretrained=pretrained, cache_dir=cache_dir)
-    model = GalaxAlignModel(clip, architecture=name, config=architecture_config(name))
-    if symbol_tower == "separate":
-        model.split_symbol_tower()
-    elif symbol_tower != "shared":
+    if symbol_tower not in ("shared", "separate"):
         msg = f"symbol_tower must be 'shared' or 'separate', got {symbol_tower!r}"
         raise ValueError(msg)
+    clip = create_clip(
+        name,
+        pretrained=pretrained,
+        config=config,
+        cache_dir=cache_dir,
+        weights_follow=weights_follow,
+    )
+    model = GalaxAlignModel(
+        clip, architecture=name, config=config if config is not None else architecture_config(name)
+    )
+    if symbol_tower == "separate":
+        model.split_symbol_tower()
     return model

@@ -48,7 +48,7 @@ from .._version import __version__
 from ..inference.prototypes import class_probabilities, mix_prototypes, prototypes_for_classes
 from ..modalities import class_text_lists, node_symbol_images
 from ..models.checkpoint import ModelSpec, save_model
-from ..models.factory import architecture_config, create_clip, get_tokenizer
+from ..models.factory import architecture_config, create_model, get_tokenizer
 from ..models.loss import PAIRS, trimodal_loss
 from ..models.trimodal import GalaxAlignModel
 from ..symbols import SymbolConfig
@@ -192,9 +192,8 @@ class Trainer:
         self.precision = resolve_precision(config.precision, self.device)
         torch.manual_seed(config.seed)
         # where the weights come from is reported by fit, which knows whether it resumes
-        clip = create_clip(config.architecture, pretrained=config.pretrained, weights_follow=True)
-        self.model = GalaxAlignModel(
-            clip, architecture=config.architecture, config=architecture_config(config.architecture)
+        self.model = create_model(
+            config.architecture, pretrained=config.pretrained, weights_follow=True
         ).to(self.device)
         if self.model.image_size != config.preprocess.size:
             msg = (

@@ -7,8 +7,7 @@ from pathlib import Path
 import torch
 
 from galaxalign_astro.models.checkpoint import ModelSpec, save_model
-from galaxalign_astro.models.factory import architecture_config, create_clip
-from galaxalign_astro.models.trimodal import GalaxAlignModel
+from galaxalign_astro.models.factory import architecture_config, create_model
 from galaxalign_astro.preprocess import PreprocessConfig
 from galaxalign_astro.taxonomy import GALAXY10_DECALS
 
@@ -16,7 +15,7 @@ from galaxalign_astro.taxonomy import GALAXY10_DECALS
 def save_untrained_model(directory: Path, *, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     config = architecture_config("gxa-micro")
-    model = GalaxAlignModel(create_clip("gxa-micro"), architecture="gxa-micro", config=config)
+    model = create_model("gxa-micro")
     spec = ModelSpec(
         architecture="gxa-micro",
         architecture_config=config,

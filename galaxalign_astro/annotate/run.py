@@ -983,13 +983,26 @@ def annotate(
     >>> out = annotate(cat, fetch="legacysurvey")  # doctest: +SKIP
     >>> out["name", "gxa_class_name", "gxa_class_prob"]  # doctest: +SKIP
     """
-    from astropy.table import Column, MaskedColumn
+    from astropy.table import Column, MaskedColumn, Table
 
     from ..inference.dataset import ArrayCutouts
 
-    if chunk_size < 1:
-        msg = f"chunk_size must be >= 1, got {chunk_size}"
-        raise ValueError(msg)
+    if not isinstance(table, Table):
+        hint = (
+            "; for a catalog file use annotate_file(path, output, ...)"
+            if isinstance(table, str | os.PathLike)
+            else "; convert it first, e.g. astropy.table.Table.from_pandas(df)"
+        )
+        msg = f"annotate takes an astropy Table, not {type(table).__name__}{hint}"
+        raise TypeError(msg)
+    _check_options(
+        chunk_size=chunk_size,
+        batch_size=batch_size,
+        workers=workers,
+        prefix=prefix,
+        embeddings=embeddings,
+    )
+    _check_images(table, images)
     predictor = _predictor(model, device, classes)
     coords = _coord_columns(table, ra_col, dec_col, required=fetch is not None)
     with tempfile.TemporaryDirectory(prefix="galaxalign-annotate-") as tmp:
@@ -1020,9 +1033,6 @@ def annotate(
         arrays = None
         if images is not None:
             arrays = table[images] if isinstance(images, str) else images
-            if isinstance(images, str) and images not in table.colnames:
-                msg = f"table has no column {images!r} of images"
-                raise ValueError(msg)
             if len(arrays) != len(table):
                 msg = f"{len(arrays)} images for {len(table)} rows"
                 raise ValueError(msg)
@@ -1070,4 +1080,42 @@ def annotate(
         "embeddings": embeddings,
     }
     result.meta["galaxalign"] = annotator.provenance(settings)
+    status = np.asarray(result[prefix + "status"])
+    failed = np.flatnonzero(status != "ok")
+    if len(failed):
+        first = str(result[prefix + "message"][failed[0]])
+        log.warning(
+            "annotate: %d of %d rows failed (status=error in %sstatus); row %d: %s",
+            len(failed),
+            len(result),
+            prefix,
+            failed[0],
+            first,
+        )
     return result
+
+
+def _check_images(table: Any, images: Any) -> None:
+    """``images=`` holds image arrays; file paths there are a ``TypeError`` naming ``path_col``."""
+    if images is None:
+        return
+    if isinstance(images, str):
+        if images not in table.colnames:
+            msg = f"table has no column {images!r} of images"
+            raise ValueError(msg)
+        column = table[images]
+        paths = column.dtype.kind in "US" or (
+            column.dtype == object and len(column) and isinstance(column[0], str | os.PathLike)
+        )
+    else:
+        first = next(iter(images), None) if not isinstance(images, np.ndarray) else None
+        paths = (isinstance(images, np.ndarray) and images.dtype.kind in "US") or isinstance(
+            first, str | os.PathLike
+        )
+    if paths:
+        name = images if isinstance(images, str) else "..."
+        msg = (
+            f"images= takes image arrays (bands, H, W), not file paths; for a column of cutout "
+            f"files use path_col={name!r}"
+        )
+        raise TypeError(msg)

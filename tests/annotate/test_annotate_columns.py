@@ -127,3 +127,27 @@ def test_row_order_survives_a_small_last_chunk(micro_predictor, tmp_path, catalo
         path, out, model=micro_predictor, path_col="file", base_dir=tmp_path, chunk_size=5
     )
     assert list(Table.read(out)["name"]) == list(big["name"])
+
+
+def test_annotate_misuse_raises_instead_of_error_rows(micro_predictor, tmp_path):
+    table = Table({"file": ["a.fits", "b.fits"]})
+    with pytest.raises(TypeError, match="path_col='file'"):
+        annotate(table, model=micro_predictor, images="file")  # paths given as images
+    with pytest.raises(TypeError, match="not file paths"):
+        annotate(table, model=micro_predictor, images=["a.fits", "b.fits"])
+    with pytest.raises(TypeError, match="annotate_file"):
+        annotate(str(tmp_path / "cat.fits"), model=micro_predictor, path_col="file")
+    with pytest.raises(TypeError, match="from_pandas"):
+        annotate(table.to_pandas(), model=micro_predictor, path_col="file")
+    with pytest.raises(ValueError, match="batch_size must be an integer"):
+        annotate(table, model=micro_predictor, path_col="file", batch_size="many")
+
+
+def test_annotate_warns_when_rows_fail(micro_predictor, tmp_path, caplog):
+    import logging
+
+    table = Table({"file": ["missing.fits"]})
+    with caplog.at_level(logging.WARNING, logger="galaxalign_astro.annotate"):
+        result = annotate(table, model=micro_predictor, path_col="file", base_dir=tmp_path)
+    assert result["gxa_status"][0] == "error"
+    assert "1 of 1 rows failed" in caplog.text and "missing.fits" in caplog.text

@@ -4,12 +4,15 @@ Columns are Arrow types (text as UTF-8 strings, vectors as fixed-size lists of t
 flattened cell, as astropy writes them, so cells of two or more dimensions come back
 flat). The schema metadata holds astropy's ``table_meta_yaml`` (units, descriptions,
 table metadata) and ``table::len::<name>`` text widths, so `~astropy.table.Table.read`
-restores them. Chunks are buffered into row groups of about `ROW_GROUP_BYTES` (ours:
+restores them. For Arrow readers (pyarrow, pandas, HATS) each field's metadata also
+holds its ``unit`` and ``description``, and the schema's ``galaxalign`` key the
+provenance as JSON. Chunks are buffered into row groups of about `ROW_GROUP_BYTES` (ours:
 small chunks would make slow, tiny row groups; the buffer bounds memory).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,9 @@ from astropy.table import meta as table_meta
 
 from .base import CatalogWriter
 from .columns import ColumnSpec, empty_table
+from .provenance import json_text
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ROW_GROUP_BYTES", "ParquetCatalogWriter"]
 
@@ -35,6 +41,16 @@ def _arrow_type(spec: ColumnSpec):
     return value_type
 
 
+def _field_metadata(spec: ColumnSpec) -> dict[bytes, bytes] | None:
+    """Arrow field metadata of a column: its unit and description, for pyarrow/HATS users."""
+    out = {}
+    if spec.unit:
+        out[b"unit"] = str(spec.unit).encode()
+    if spec.description:
+        out[b"description"] = str(spec.description).encode()
+    return out or None
+
+
 class ParquetCatalogWriter(CatalogWriter):
     """Write a Parquet file incrementally (see the module docstring)."""
 
@@ -49,8 +65,16 @@ class ParquetCatalogWriter(CatalogWriter):
         for spec in self.columns:
             if spec.dtype == "U":
                 metadata[f"table::len::{spec.name}"] = str(spec.width)
+        try:
+            # the provenance as JSON for Arrow readers (pandas, HATS), beside astropy's YAML
+            metadata["galaxalign"] = json_text(dict(self.meta or {}))
+        except (TypeError, ValueError):
+            log.debug("catalog metadata has no JSON form; kept in astropy's YAML block only")
         self._schema = pa.schema(
-            [(spec.name, _arrow_type(spec)) for spec in self.columns],
+            [
+                pa.field(spec.name, _arrow_type(spec), metadata=_field_metadata(spec))
+                for spec in self.columns
+            ],
             metadata={key.encode(): value.encode() for key, value in metadata.items()},
         )
         self._writer = pq.ParquetWriter(tmp, self._schema, compression="zstd")

@@ -437,3 +437,21 @@ def test_memory_does_not_grow_with_rows(tmp_path, monkeypatch, fmt):
     # a few chunks' worth at most (2.6 MB each), against 53 MB written in 20 chunks
     chunk_bytes = total_bytes * chunk_rows // nrows
     assert peak < 6 * chunk_bytes, f"peak {peak / 1e6:.1f} MB for {total_bytes / 1e6:.0f} MB"
+
+
+def test_parquet_fields_carry_units_descriptions_and_provenance(tmp_path):
+    import json
+
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "cat.parquet"
+    with open_writer(path, COLUMNS, meta={"MODEL": "galaxalign-default", "N": 3}) as writer:
+        writer.write(make_chunk(np.random.default_rng(0), 0, 3))
+    schema = pq.read_schema(path)
+    for spec in COLUMNS:
+        field = schema.field(spec.name).metadata or {}
+        assert field.get(b"unit", b"").decode() == (spec.unit or "")
+        assert field.get(b"description", b"").decode() == (spec.description or "")
+    provenance = json.loads(schema.metadata[b"galaxalign"])
+    assert provenance["MODEL"] == "galaxalign-default" and provenance["N"] == 3
+    assert Table.read(path).meta["MODEL"] == "galaxalign-default"  # astropy's YAML still rules

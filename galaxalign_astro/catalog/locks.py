@@ -97,9 +97,9 @@ def _read_holder(path: Path) -> str:
 class LockFile:
     """An exclusive ``flock`` on ``path``, taken by `acquire` and given up by `release`.
 
-    Re-entrant within one thread (a nested `acquire` of a lock the thread holds
-    only counts), so a function taking the lock may call another that takes it
-    too. Use `exclusive_lock` rather than this class directly.
+    Re-entrant within one thread by default (a nested `acquire` of a lock the
+    thread holds only counts), so a function taking the lock may call another that
+    takes it too. Use `exclusive_lock` rather than this class directly.
 
     Parameters
     ----------
@@ -107,11 +107,15 @@ class LockFile:
         The lock file (created; its folder must exist).
     what : str
         What it guards, for messages (``"index /data/gal.index"``).
+    reentrant : bool
+        Whether a thread holding the lock may take it again; if not, it is refused
+        as it would be to another process.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, what: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, what: str, reentrant: bool = True) -> None:
         self.path = Path(path)
         self.what = what
+        self.reentrant = reentrant
         self._key = os.path.realpath(self.path)
         self._fd: int | None = None
         self._nested = False
@@ -130,10 +134,12 @@ class LockFile:
         me = threading.get_ident()
         with _held_guard:
             owner, depth = _held.get(self._key, (None, 0))
-            if owner == me:
+            if owner == me and self.reentrant:
                 _held[self._key] = (me, depth + 1)
                 self._nested = True
                 return
+        if owner == me:
+            self._refuse(0.0)
         if fcntl is None:
             return
         deadline = time.monotonic() + max(0.0, timeout)
@@ -169,7 +175,7 @@ class LockFile:
         holder = _read_holder(self.path)
         waited = f"after waiting {timeout:g} s" if timeout > 0 else "now"
         msg = (
-            f"{self.what} is being written by another process ({holder}); it still holds "
+            f"{self.what} is being written by another writer ({holder}); it still holds "
             f"{self.path} {waited}: try again when it has finished"
         )
         if timeout > 0:
@@ -242,7 +248,7 @@ def _try_lock(path: Path) -> int | None:
 
 @contextlib.contextmanager
 def exclusive_lock(
-    path: str | os.PathLike[str], *, what: str, timeout: float = 0.0
+    path: str | os.PathLike[str], *, what: str, timeout: float = 0.0, reentrant: bool = True
 ) -> Iterator[LockFile]:
     """Hold an exclusive lock on the lock file ``path`` for the ``with`` block.
 
@@ -254,6 +260,8 @@ def exclusive_lock(
         What the lock guards, named in the error.
     timeout : float
         Seconds to wait for another holder (0: fail at once).
+    reentrant : bool
+        Whether the thread holding the lock may take it again (see `LockFile`).
 
     Raises
     ------
@@ -261,7 +269,7 @@ def exclusive_lock(
         Another writer holds the lock after ``timeout`` seconds; the message names
         ``what`` and the holder.
     """
-    lock = LockFile(path, what=what)
+    lock = LockFile(path, what=what, reentrant=reentrant)
     lock.acquire(timeout)
     try:
         yield lock

@@ -45,7 +45,7 @@ def test_a_second_process_fails_naming_the_holder_and_what_is_locked(tmp_path):
         assert time.monotonic() - t0 >= 0.3
         message = str(info.value)
         assert "\n" not in message
-        assert "index /data/gal.index is being written by another process" in message
+        assert "index /data/gal.index is being written by another writer" in message
         assert f"pid {proc.pid} on " in message and "after waiting 0.3 s" in message
     finally:
         proc.stdin.close()

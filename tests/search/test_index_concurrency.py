@@ -99,7 +99,7 @@ def test_concurrent_cutout_adds_keep_every_row(micro_model, tmp_path):
         assert len(index) == 8 and sorted(index.ids.tolist()) == list(range(8))
     else:  # never both done with one's rows dropped: a loser says so and changes nothing
         assert sorted(statuses) == [0, 1], errors
-        assert "is being written by another process" in errors
+        assert "is being written by another writer" in errors
         assert len(EmbeddingIndex.load(out)) == 5
     assert sorted(p.name for p in out.iterdir()) == [
         "catalog.fits",
@@ -138,7 +138,7 @@ def test_a_writer_waits_then_fails_naming_the_index_and_the_holder(catalog, tmp_
     assert status == 1, stdout + stderr
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr
-    assert lines[0].startswith(f"Error: index {out} is being written by another process (pid ")
+    assert lines[0].startswith(f"Error: index {out} is being written by another writer (pid ")
     assert f"pid {holder.pid} on " in lines[0] and "after waiting 0.5 s" in lines[0]
     assert len(EmbeddingIndex.load(out)) == 4  # untouched
     # once the other writer is done, the same command adds the rows

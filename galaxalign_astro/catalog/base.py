@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import OutputExistsError
 from .columns import ColumnSpec, prepare_chunk
-from .locks import _HAS_FLOCK, _create_locked, _try_lock
+from .locks import _HAS_FLOCK, FlockUnsupportedError, _create_locked, _try_lock
 
 __all__ = ["CatalogWriter", "check_output_path"]
 
@@ -78,9 +78,14 @@ def _create_temp(path: Path) -> tuple[Path, int | None]:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
         lock_fd = None
         if _HAS_FLOCK:
-            lock_fd = _create_locked(_lock_name(tmp))
-            if lock_fd is None:
-                continue
+            try:
+                lock_fd = _create_locked(_lock_name(tmp))
+            except FlockUnsupportedError:
+                # no flock here: unguarded, and clean-up leaves such files alone
+                log.debug("no flock on the file system of %s", path, exc_info=True)
+            else:
+                if lock_fd is None:
+                    continue
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:

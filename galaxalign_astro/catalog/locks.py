@@ -4,9 +4,11 @@ A writer that reads, changes and writes back an output (an index folder, a
 resumable run) holds `exclusive_lock` for the whole of it, so a second writer
 waits for it, or fails in one line naming the holder, instead of overwriting what
 the first one wrote. The lock belongs to an open file, not to a process id, so it
-works between containers and between hosts sharing a file system with working
-``flock`` (NFS, Lustre and GPFS map it to their own locks), and the kernel
-releases it when its holder dies, however it dies.
+works between containers, and between hosts sharing a file system whose ``flock``
+works between its clients (Linux NFS clients map it to NFS locks; Lustre needs
+its ``flock`` mount option); the kernel releases it when its holder dies, however
+it dies. Where the file system refuses ``flock``, writers go on unguarded, as
+they did before these locks, with a warning.
 
 The lock file holds one line naming its holder (process id, host, start time,
 command line) for the message of a writer that finds it taken. It is removed
@@ -52,6 +54,10 @@ _HAS_FLOCK = fcntl is not None
 #: locks this process holds: resolved path -> (owning thread, depth)
 _held: dict[str, tuple[int, int]] = {}
 _held_guard = threading.Lock()
+#: lock files a "flock not supported" warning was given for
+_warned: set[str] = set()
+#: errors of a non-blocking flock that mean "someone else holds it"
+_BUSY = (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK)
 if hasattr(os, "register_at_fork"):
     # a forked child shares the parent's lock but must not believe it may re-enter it
     os.register_at_fork(after_in_child=_held.clear)
@@ -150,8 +156,9 @@ class LockFile:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
                 os.close(fd)
-                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                    raise
+                if exc.errno not in _BUSY:
+                    self._unsupported(exc)
+                    return
                 if time.monotonic() >= deadline:
                     self._refuse(timeout)
                 time.sleep(delay)
@@ -170,6 +177,20 @@ class LockFile:
         with _held_guard:
             _held[self._key] = (me, 1)
         log.debug("locked %s (%s)", self.what, self.path)
+
+    def _unsupported(self, exc: OSError) -> None:
+        """Go on unguarded where the file system has no ``flock`` (as before the locks)."""
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+        if self._key not in _warned:
+            _warned.add(self._key)
+            log.warning(
+                "cannot lock %s (%s): the file system does not support flock; concurrent "
+                "writers of %s are not kept apart",
+                self.path,
+                exc.strerror or exc,
+                self.what,
+            )
 
     def _refuse(self, timeout: float) -> None:
         holder = _read_holder(self.path)
@@ -203,11 +224,20 @@ class LockFile:
         log.debug("unlocked %s", self.what)
 
 
+class FlockUnsupportedError(OSError):
+    """The file system refuses ``flock`` (ENOSYS, EOPNOTSUPP, ENOLCK...)."""
+
+
 def _create_locked(path: Path) -> int | None:
     """Create the lock file ``path`` and lock it; None if it exists or was lost at once.
 
     Returns the open descriptor holding the lock (None too where there is no
     ``flock``: nothing to hold).
+
+    Raises
+    ------
+    FlockUnsupportedError
+        The file system does not support ``flock`` (the lock file is removed again).
     """
     if fcntl is None:
         return None
@@ -217,9 +247,13 @@ def _create_locked(path: Path) -> int | None:
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:  # a clean-up took the fresh file for an orphan: try another name
+    except OSError as exc:
         os.close(fd)
-        return None
+        if exc.errno in _BUSY:  # a clean-up took the fresh file for an orphan: try another name
+            return None
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise FlockUnsupportedError(exc.errno, exc.strerror, str(path)) from exc
     if not _same_file(fd, path):  # ... and removed it before we locked it
         os.close(fd)
         return None
@@ -240,7 +274,7 @@ def _try_lock(path: Path) -> int | None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
         os.close(fd)
-        if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+        if exc.errno in _BUSY:
             return None
         raise
     return fd

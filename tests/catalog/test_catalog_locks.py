@@ -112,3 +112,28 @@ def test_lock_timeout_from_the_environment(monkeypatch):
     monkeypatch.setenv(LOCK_TIMEOUT_ENV, "soon")
     with pytest.raises(ValueError, match=LOCK_TIMEOUT_ENV):
         lock_timeout()
+
+
+def test_without_flock_on_the_file_system_writers_go_on_with_a_warning(
+    tmp_path, monkeypatch, caplog
+):
+    import errno
+    import logging
+
+    import numpy as np
+
+    from galaxalign_astro.catalog import ColumnSpec, locks, open_writer
+
+    def no_flock(fd, operation):
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(locks.fcntl, "flock", no_flock)
+    lock = tmp_path / ".galaxalign.lock"
+    with caplog.at_level(logging.WARNING, logger="galaxalign_astro.catalog.locks"):
+        with exclusive_lock(lock, what="test output"):
+            assert not lock.exists()
+    assert "does not support flock" in caplog.text
+    out = tmp_path / "cat.ecsv"
+    with open_writer(out, [ColumnSpec("x", "f8")], meta={}) as writer:
+        writer.write({"x": np.arange(3.0)})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cat.ecsv"]

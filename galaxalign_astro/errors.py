@@ -10,6 +10,7 @@ __all__ = [
     "GalaxAlignWarning",
     "ModelLoadError",
     "OutputExistsError",
+    "OutputLockedError",
     "UnsupportedFormatError",
 ]
 
@@ -28,6 +29,10 @@ class ModelLoadError(GalaxAlignError):
 
 class OutputExistsError(GalaxAlignError, FileExistsError):
     """An output exists and overwriting was not asked for."""
+
+
+class OutputLockedError(GalaxAlignError):
+    """Another process is writing the same output (it holds the output's writer lock)."""
 
 
 class UnsupportedFormatError(GalaxAlignError, ValueError):

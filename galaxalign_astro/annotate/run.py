@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
+import functools
 import logging
 import os
 import queue
@@ -24,11 +25,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -47,6 +48,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 #: failed rows named on stderr at the end of a run (all are in the output)
 SHOWN_FAILURES = 10
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 #: rows per chunk (ours: a few seconds of CPU inference; bounded memory)
 DEFAULT_CHUNK_SIZE = 4096
@@ -497,10 +501,16 @@ def _check_resumable(manifest: dict[str, Any], wanted: dict[str, Any], work: Pat
     old_in, new_in = manifest.get("input", {}), wanted["input"]
     if old_in.get("path") != new_in["path"]:
         problems.append(f"the input was {old_in.get('path')}, now {new_in['path']}")
-    elif (old_in.get("size"), old_in.get("mtime_ns")) != (new_in["size"], new_in["mtime_ns"]):
+    elif not old_in.get("sha256"):
         problems.append(
-            f"the input file {new_in['path']} changed since the interrupted run "
-            f"(size {old_in.get('size')} -> {new_in['size']}, or its modification time)"
+            f"the interrupted run recorded no content SHA-256 of its input {new_in['path']} "
+            "(an earlier version of galaxalign-astro), so it cannot be checked unchanged"
+        )
+    elif old_in["sha256"] != new_in["sha256"]:
+        # the content decides: size and modification time can be restored (cp -p, rsync -t)
+        problems.append(
+            f"the input file {new_in['path']} changed since the interrupted run (content "
+            f"SHA-256 {old_in['sha256'][:12]}... -> {new_in['sha256'][:12]}...)"
         )
     if manifest.get("model", {}).get("weights_sha256") != wanted["model"]["weights_sha256"]:
         problems.append(
@@ -544,6 +554,32 @@ def _check_options(**options: Any) -> None:
             raise ValueError(msg)
 
 
+def _holding_output_lock(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run `annotate_file` holding the writer lock of its output (`WorkDir.lock`).
+
+    The lock covers everything the run does to ``<output>.partial`` and the output,
+    from looking for an unfinished run to removing the work directory, so a second
+    run on the same output fails at once (`~galaxalign_astro.errors.OutputLockedError`)
+    instead of resuming, restarting or merging parts under the first one's feet.
+    """
+
+    @functools.wraps(func)
+    def locked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        from ..catalog import output_format
+        from ..catalog.base import check_output_path
+        from .workdir import WorkDir
+
+        output = Path(kwargs["output"] if "output" in kwargs else args[1])  # type: ignore[arg-type]
+        output_format(output)  # an unusable name is refused before anything is made
+        if not output.parent.is_dir():
+            check_output_path(output, overwrite=True)  # the folder, which the lock needs
+        with WorkDir(output).lock():
+            return func(*args, **kwargs)
+
+    return locked
+
+
+@_holding_output_lock
 def annotate_file(
     input: str | os.PathLike[str],
     output: str | os.PathLike[str],
@@ -630,7 +666,8 @@ def annotate_file(
         automatic, and 0 when fetching).
     resume : bool, optional
         Continue the unfinished run left in ``<output>.partial`` (refused when the
-        input, model or settings differ); starts afresh when there is none.
+        input's content, by SHA-256, the model or the settings differ); starts
+        afresh when there is none.
     restart : bool, optional
         Discard an unfinished run instead.
     overwrite : bool, optional
@@ -660,6 +697,9 @@ def annotate_file(
     ------
     OutputExistsError
         ``output`` exists and ``overwrite`` is false.
+    OutputLockedError
+        Another run on the same output is in progress (it holds the output's
+        writer lock, ``.<output name>.galaxalign.lock``).
     ValueError
         Bad options, unusable columns, an unfinished run in the way, or a resume
         that does not match.
@@ -670,7 +710,7 @@ def annotate_file(
     from ..errors import OutputExistsError
     from .hdf5 import ColumnsHdf5Writer
     from .reader import open_catalog
-    from .workdir import MANIFEST_VERSION, WorkDir, settings_digest
+    from .workdir import MANIFEST_VERSION, WorkDir, file_sha256, settings_digest
 
     t0 = time.perf_counter()
     input, output = Path(input), Path(output)
@@ -758,10 +798,12 @@ def annotate_file(
         if predictor.head.zero_shot:  # only then, so earlier runs' settings stay valid
             settings["classes_sha256"] = predictor.head.sha256
         stat = input.stat()
+        log.info("hashing %s (%d bytes) to key the resumable run", input, stat.st_size)
         manifest: dict[str, Any] = {
             "version": MANIFEST_VERSION,
             "input": {
                 "path": str(input.resolve()),
+                "sha256": file_sha256(input),
                 "size": stat.st_size,
                 "mtime_ns": stat.st_mtime_ns,
             },

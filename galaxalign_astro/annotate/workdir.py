@@ -3,10 +3,10 @@
 ``OUT.partial/`` (next to the output ``OUT``) holds
 
 ``manifest.json``
-    what the run depends on: the input file (absolute path, size, modification
-    time), the model (name, weights SHA-256), every setting that changes the
-    output (and their SHA-256), the chunk size and row count, the output columns
-    and the run's start date;
+    what the run depends on: the input file (absolute path, SHA-256 of its
+    content; size and modification time for information), the model (name,
+    weights SHA-256), every setting that changes the output (and their SHA-256),
+    the chunk size and row count, the output columns and the run's start date;
 ``chunk-00000000.npz`` ...
     one finished part per chunk of input rows: every output column of those rows
     (numpy ``.npz``, written to a temporary name and renamed, so a part either
@@ -17,6 +17,12 @@
 A run killed at any point leaves only complete parts; ``resume`` skips the chunks
 that have one, and the final step streams the parts in order into the output
 catalog. The directory is removed once the output is complete.
+
+A run holds the output's writer lock (`WorkDir.lock`: an ``flock`` on
+``.<output name>.galaxalign.lock`` beside the output) from before it looks at the
+directory until it is done, so a second run on the same output, resuming,
+restarting or starting afresh, fails at once instead of mixing its parts, its
+manifest or its clean-up with the first's.
 """
 
 from __future__ import annotations
@@ -28,13 +34,15 @@ import logging
 import os
 import secrets
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["MANIFEST_VERSION", "WorkDir", "settings_digest"]
+from ..catalog.locks import LockFile, exclusive_lock
+
+__all__ = ["MANIFEST_VERSION", "WorkDir", "file_sha256", "settings_digest"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +54,15 @@ def settings_digest(settings: Mapping[str, Any]) -> str:
     """SHA-256 of the canonical JSON of ``settings``."""
     text = json.dumps(settings, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of the bytes of the file ``path``, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -73,7 +90,9 @@ class WorkDir:
 
     def __init__(self, output: str | os.PathLike[str]) -> None:
         output = Path(output)
+        self.output = output
         self.path = output.with_name(output.name + ".partial")
+        self.lock_path = output.with_name(f".{output.name}.galaxalign.lock")
 
     def __repr__(self) -> str:
         return f"<WorkDir {self.path}>"
@@ -86,6 +105,22 @@ class WorkDir:
     def cutouts(self) -> Path:
         """Default directory of fetched cutouts."""
         return self.path / "cutouts"
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[LockFile]:
+        """Hold the output's writer lock, or fail at once if another run holds it.
+
+        Not re-entrant: a second run in the same thread is refused too.
+
+        Raises
+        ------
+        OutputLockedError
+            Another run on the same output holds it; the message names the output
+            and that run.
+        """
+        what = f"output {self.output} (unfinished run {self.path.name})"
+        with exclusive_lock(self.lock_path, what=what, reentrant=False) as held:
+            yield held
 
     def exists(self) -> bool:
         """Whether an earlier run left this directory."""

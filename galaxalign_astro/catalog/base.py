@@ -19,10 +19,14 @@ import numpy as np
 
 from ..errors import OutputExistsError
 from .columns import ColumnSpec, prepare_chunk
+from .locks import _HAS_FLOCK, FlockUnsupportedError, _create_locked, _try_lock
 
 __all__ = ["CatalogWriter", "check_output_path"]
 
 log = logging.getLogger(__name__)
+
+#: suffix of the lock file a writer holds beside its temporary file
+_LOCK_SUFFIX = ".lock"
 
 
 def check_output_path(path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
@@ -57,19 +61,55 @@ def check_output_path(path: str | os.PathLike[str], *, overwrite: bool = False) 
     return path
 
 
-def _create_temp(path: Path) -> Path:
-    """Create an empty, hidden temporary file next to ``path`` (permissions follow umask)."""
+def _lock_name(tmp: Path) -> Path:
+    """The lock file its writer holds while ``tmp`` is being written."""
+    return tmp.with_name(tmp.name + _LOCK_SUFFIX)
+
+
+def _create_temp(path: Path) -> tuple[Path, int | None]:
+    """Create an empty, hidden temporary file next to ``path`` (permissions follow umask).
+
+    Returns the file and the descriptor of its lock file, which the writer holds
+    (``flock``) until the temporary file is gone: the lock is created and taken
+    first, so a temporary file never exists unguarded. None where there is no
+    ``flock``.
+    """
     while True:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
+        lock_fd = None
+        if _HAS_FLOCK:
+            try:
+                lock_fd = _create_locked(_lock_name(tmp))
+            except FlockUnsupportedError:
+                # no flock here: unguarded, and clean-up leaves such files alone
+                log.debug("no flock on the file system of %s", path, exc_info=True)
+            else:
+                if lock_fd is None:
+                    continue
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
+            _release_temp_lock(tmp, lock_fd)
             continue
+        except BaseException:
+            _release_temp_lock(tmp, lock_fd)
+            raise
         os.close(fd)
-        return tmp
+        return tmp, lock_fd
 
 
-def _process_alive(pid: int) -> bool:
+def _release_temp_lock(tmp: Path, lock_fd: int | None) -> None:
+    """Remove the lock file of ``tmp`` (gone or published by now) and give up its lock."""
+    if lock_fd is None:
+        return
+    with contextlib.suppress(OSError):
+        os.unlink(_lock_name(tmp))
+    with contextlib.suppress(OSError):
+        os.close(lock_fd)
+
+
+def _legacy_writer_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs here (only asked of temporary files without a lock file)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -79,35 +119,94 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+def _writer_gone(entry: os.DirEntry[str], pid: int) -> int | None:
+    """A descriptor locking temporary file ``entry`` when its writer is gone, else None.
+
+    The writer holds the lock on ``<temporary file>.lock``: if it can be taken, no
+    process has it open any more (the kernel drops a killed process's locks),
+    whichever PID namespace or host the writer ran in. A temporary file without a
+    lock file comes from a version before the lock files: it is taken for gone only
+    if nobody holds a lock on the file itself (HDF5 locks its open files) and its
+    process no longer runs here, as that version decided.
+    """
+    try:
+        fd = _try_lock(_lock_name(Path(entry.path)))
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return None
+    else:
+        return fd
+    try:
+        fd = _try_lock(Path(entry.path))
+    except OSError:  # gone meanwhile (published or removed by its writer)
+        return None
+    if fd is not None and _legacy_writer_alive(pid):
+        os.close(fd)
+        return None
+    return fd
+
+
 def _remove_stale_temps(path: Path) -> None:
     """Remove temporary files of ``path`` left by writers that were killed.
 
     A writer killed with SIGKILL (or by the out-of-memory killer, or a power cut)
     cannot remove its ``.<name>.<pid>.<random>.part``; the next writer of the same
-    output removes those whose process no longer runs on this machine.
+    output removes those whose lock (see `_writer_gone`) nobody holds any more.
+    The process id in the name is not asked: in another container or on another
+    host sharing the disk, it says nothing about the writer.
     """
-    if os.name != "posix":  # os.kill(pid, 0) is not a liveness probe elsewhere
+    if not _HAS_FLOCK:
         return
-    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.[0-9a-f]{{8}}\.part")
+    name = re.escape(path.name)
+    temp = re.compile(rf"\.{name}\.(\d+)\.[0-9a-f]{{8}}\.part")
+    orphan_lock = re.compile(rf"\.{name}\.\d+\.[0-9a-f]{{8}}\.part{re.escape(_LOCK_SUFFIX)}")
     try:
         entries = list(os.scandir(path.parent))
     except OSError:
         return
+    names = {entry.name for entry in entries}
     for entry in entries:
-        match = pattern.fullmatch(entry.name)
+        match = temp.fullmatch(entry.name)
         if match is None or not entry.is_file(follow_symlinks=False):
             continue
-        pid = int(match.group(1))
-        if pid == os.getpid() or _process_alive(pid):
+        fd = _writer_gone(entry, int(match.group(1)))
+        if fd is None:
             continue
-        with contextlib.suppress(OSError):
-            os.unlink(entry.path)
-            log.info(
-                "removed %s, a temporary file of %s left by process %d, which no longer runs",
-                entry.name,
-                path.name,
-                pid,
-            )
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                log.info(
+                    "removed %s, a temporary file of %s whose writer no longer runs",
+                    entry.name,
+                    path.name,
+                )
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path + _LOCK_SUFFIX)
+        except OSError:
+            log.debug("cannot remove %s", entry.path, exc_info=True)
+        finally:
+            os.close(fd)
+    for entry in entries:
+        # a writer killed between creating its lock file and its temporary file
+        if orphan_lock.fullmatch(entry.name) and entry.name[: -len(_LOCK_SUFFIX)] not in names:
+            _remove_orphan_lock(Path(entry.path))
+
+
+def _remove_orphan_lock(lock: Path) -> None:
+    try:
+        fd = _try_lock(lock)
+    except OSError:
+        return
+    if fd is None:
+        return
+    try:
+        # its writer may have created the temporary file since the folder was listed
+        if not lock.with_name(lock.name[: -len(_LOCK_SUFFIX)]).exists():
+            with contextlib.suppress(OSError):
+                os.unlink(lock)
+    finally:
+        os.close(fd)
 
 
 def _remove_quietly(path: Path) -> None:
@@ -115,10 +214,11 @@ def _remove_quietly(path: Path) -> None:
         path.unlink()
 
 
-def _unclosed(path: Path, handles: list[Any]) -> None:
+def _unclosed(path: Path, handles: list[Any], lock_fd: int | None) -> None:
     log.warning("catalog writer was never closed; discarded its partial output %s", path)
     _close_all(handles)
     _remove_quietly(path)
+    _release_temp_lock(path, lock_fd)
 
 
 def _close_all(handles: list[Any]) -> None:
@@ -149,8 +249,11 @@ class CatalogWriter(abc.ABC):
     (``.<name>.<pid>.<random>.part``); `close` moves it onto the output with
     `os.replace`, so an interrupted run never leaves a half-written catalog and never
     destroys an existing one. `abort`, an exception inside a ``with`` block, or the
-    writer being garbage-collected unclosed remove the temporary file instead; one
-    left by a killed process is removed by the next writer of the same output.
+    writer being garbage-collected unclosed remove the temporary file instead. While
+    it exists the writer holds an exclusive ``flock`` on ``<temporary file>.lock``;
+    the next writer of the same output removes a temporary file whose lock nobody
+    holds (its writer was killed), and never one whose writer still runs, be it in
+    another container or on another host.
     Memory use depends on the chunk size, not on the number of rows written.
 
     Use `open_writer` rather than the subclasses.
@@ -191,10 +294,10 @@ class CatalogWriter(abc.ABC):
         self._state = "open"
         self._warned: set[str] = set()
         _remove_stale_temps(self.path)
-        self._tmp = _create_temp(self.path)
+        self._tmp, self._lock_fd = _create_temp(self.path)
         #: open files of the temporary output, closed if the writer is dropped unclosed
         self._handles: list[Any] = []
-        self._finalizer = weakref.finalize(self, _unclosed, self._tmp, self._handles)
+        self._finalizer = weakref.finalize(self, _unclosed, self._tmp, self._handles, self._lock_fd)
         try:
             self._open(self._tmp)
         except BaseException:
@@ -270,6 +373,7 @@ class CatalogWriter(abc.ABC):
             raise
         self._state = "closed"
         self._finalizer.detach()
+        _release_temp_lock(self._tmp, self._lock_fd)
         log.info("wrote %d rows to %s", self._rows, self.path)
 
     def abort(self) -> None:
@@ -280,6 +384,7 @@ class CatalogWriter(abc.ABC):
         self._finalizer.detach()
         _close_all(self._handles)
         _remove_quietly(self._tmp)
+        _release_temp_lock(self._tmp, self._lock_fd)
         log.debug("discarded partial catalog %s", self._tmp)
 
     def __enter__(self) -> CatalogWriter:

@@ -185,6 +185,7 @@ def command(
     from ..search import (
         add_catalog_rows,
         build_index_from_catalog,
+        index_lock,
         open_catalog_columns,
         open_search_index,
         save_search_index,
@@ -193,13 +194,17 @@ def command(
     with open_catalog_columns(catalog) as cols:
         provenance = _merge(cols.provenance, given)
     if add:
-        existing = open_search_index(out)
-        col = embedding_col or existing.embedding_col
-        before = len(existing.index)
-        added = add_catalog_rows(existing.index, catalog, embedding_col=col)
-        save_search_index(
-            existing.index, out, embedding_col=col, provenance=provenance, overwrite=True
-        )
+        if not out.is_dir():
+            open_search_index(out)  # raises: no index there to add to
+        # read, add and save under the folder's lock: a concurrent --add waits its turn
+        with index_lock(out):
+            existing = open_search_index(out)
+            col = embedding_col or existing.embedding_col
+            before = len(existing.index)
+            added = add_catalog_rows(existing.index, catalog, embedding_col=col)
+            save_search_index(
+                existing.index, out, embedding_col=col, provenance=provenance, overwrite=True
+            )
         if not quiet:
             click.echo(f"Added {len(added)} rows to {before}")
             _report(existing.index, out)

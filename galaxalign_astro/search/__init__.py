@@ -28,6 +28,7 @@ from .index import (
     IndexFileError,
     IndexMismatchError,
     IndexParams,
+    index_lock,
 )
 from .montage import load_thumbnail, search_montage
 from .query import (
@@ -66,6 +67,7 @@ __all__ = [
     "check_model",
     "embedding_map",
     "index_cutouts",
+    "index_lock",
     "index_vectors",
     "load_thumbnail",
     "make_query",

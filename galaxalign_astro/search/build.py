@@ -24,6 +24,7 @@ and preprocessing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -38,7 +39,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import GalaxAlignError, GalaxAlignWarning, OutputExistsError
-from .index import EXACT_MAX_ROWS, EmbeddingIndex, IndexMismatchError, IndexParams
+from .index import (
+    EXACT_MAX_ROWS,
+    EmbeddingIndex,
+    IndexMismatchError,
+    IndexParams,
+    _new_partial,
+    index_lock,
+)
 
 __all__ = [
     "CATALOG_CHUNK_ROWS",
@@ -742,9 +750,27 @@ def save_search_index(
     provenance: CatalogProvenance | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Save ``index`` and ``search.json`` (catalog, embedding column, model) in ``directory``."""
+    """Save ``index`` and ``search.json`` (catalog, embedding column, model) in ``directory``.
+
+    Both are written holding the directory's writer lock (`index_lock`); to add
+    rows to a saved index, hold that lock from before loading it to after this
+    save (see `index_lock`), or a concurrent writer's save makes this one fail
+    (`~galaxalign_astro.search.IndexFileError`) rather than drop its rows.
+    """
+    with index_lock(directory):
+        return _save_search_index(
+            index, Path(directory), embedding_col, provenance or CatalogProvenance(), overwrite
+        )
+
+
+def _save_search_index(
+    index: EmbeddingIndex,
+    directory: Path,
+    embedding_col: str,
+    prov: CatalogProvenance,
+    overwrite: bool,
+) -> Path:
     path = index.save(directory, overwrite=overwrite)
-    prov = provenance or CatalogProvenance()
     meta = index.metadata
     record = {
         "format": _SIDECAR_FORMAT,
@@ -757,9 +783,12 @@ def save_search_index(
         "preprocess": prov.preprocess,
         "class_names": prov.class_names,
     }
-    tmp = path / f".{SEARCH_SIDECAR}.partial"
-    tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path / SEARCH_SIDECAR)
+    tmp = _new_partial(path, SEARCH_SIDECAR)
+    try:
+        tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path / SEARCH_SIDECAR)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -939,23 +968,86 @@ def index_cutouts(
     already in that catalog are skipped, the new rows are appended to it and added
     to the index; the model must be the index's.
 
+    The folder's writer lock (`~galaxalign_astro.search.index_lock`) is held from
+    reading the index to saving it: a concurrent run into the same folder waits
+    for it (up to `~galaxalign_astro.catalog.locks.lock_timeout` seconds), then
+    adds only what is still missing, or fails with
+    `~galaxalign_astro.errors.OutputLockedError`.
+
     Returns
     -------
     search_index : SearchIndex
     summary : `~galaxalign_astro.inference.run.ClassifySummary` or None
         The classification of the new cutouts (None when nothing was new).
     """
-    from ..catalog import write_table
-    from ..inference.run import classify_to_file
     from ..io.cutouts import expand_inputs
-    from ..models.checkpoint import load_model
 
     out = Path(directory)
-    catalog = out / CUTOUT_CATALOG
     files = [os.path.abspath(p) for p in expand_inputs(paths, recursive=recursive)]
     if not files:
         msg = "no input cutouts (empty directory or glob with no match)"
         raise ValueError(msg)
+    if add and not out.is_dir():
+        open_search_index(out)  # raises: no index there to add to
+    created = not out.exists()
+    try:
+        # the whole read-modify-write of the folder (catalog and index) under its lock
+        with index_lock(out):
+            _remove_stale_new_catalogs(out)
+            return _index_cutouts_locked(
+                files,
+                out,
+                model=model,
+                add=add,
+                kind=kind,
+                params=params,
+                batch_size=batch_size,
+                device=device,
+                workers=workers,
+                overwrite=overwrite,
+                progress=progress,
+            )
+    except BaseException:
+        if created:  # leave no empty folder behind, as before the lock needed one
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
+
+
+#: the catalog of new cutouts ``index_cutouts(add=True)`` writes before merging it, and
+#: the catalog writer's temporary files of it
+_NEW_CATALOG_RE = re.compile(r"\.\.?new-[\w-]+\.fits(\.\d+\.[0-9a-f]{8}\.part(\.lock)?)?")
+
+
+def _remove_stale_new_catalogs(out: Path) -> None:
+    """Remove new-cutout catalogs of killed ``index_cutouts`` runs (with the lock held)."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(out):
+            if _NEW_CATALOG_RE.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    log.info("removed %s, left in %s by a killed run", entry.name, out)
+
+
+def _index_cutouts_locked(
+    files: list[str],
+    out: Path,
+    *,
+    model: Any,
+    add: bool,
+    kind: str,
+    params: IndexParams | None,
+    batch_size: int,
+    device: str,
+    workers: int | None,
+    overwrite: bool,
+    progress: bool,
+) -> tuple[SearchIndex, Any]:
+    from ..catalog import write_table
+    from ..inference.run import classify_to_file
+    from ..models.checkpoint import load_model
+
+    catalog = out / CUTOUT_CATALOG
     existing = None
     if add:
         existing = open_search_index(out)
@@ -981,8 +1073,11 @@ def index_cutouts(
         if not files:
             log.info("every cutout is already in %s", catalog)
             return existing, None
-    out.mkdir(parents=True, exist_ok=True)
-    target = catalog if existing is None else out / f".new-{os.getpid()}.fits"
+    target = catalog
+    if existing is not None:
+        fd, name = tempfile.mkstemp(prefix=".new-", suffix=".fits", dir=out)
+        os.close(fd)
+        target = Path(name)
     try:
         summary = classify_to_file(
             files,

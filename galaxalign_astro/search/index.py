@@ -34,12 +34,15 @@ files so an index larger than RAM can be queried.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
 import logging
 import math
 import os
+import re
+import secrets
 import shutil
 import time
 import warnings
@@ -51,6 +54,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._version import __version__
+from ..catalog.locks import LockFile, exclusive_lock, lock_timeout
 from ..errors import GalaxAlignError, GalaxAlignWarning, OutputExistsError
 
 __all__ = [
@@ -62,6 +66,7 @@ __all__ = [
     "IndexFileError",
     "IndexMismatchError",
     "IndexParams",
+    "index_lock",
 ]
 
 log = logging.getLogger(__name__)
@@ -80,6 +85,14 @@ _SIDECAR = "index.json"
 _VECTORS = "vectors.npy"
 _IDS = "ids.npy"
 _FAISS = "index.faiss"
+#: lock file every writer of an index directory holds while it changes the directory
+INDEX_LOCK = ".galaxalign.lock"
+#: temporary files of the index's files and of ``search.json`` (``.<file>.<random>.partial``;
+#: before the random part existed, ``.<file>.partial``): only a writer holding the lock
+#: makes them, so one found by the lock's holder was left by a killed writer
+_PARTIAL_RE = re.compile(
+    r"\.(vectors\.npy|ids\.npy|index\.faiss|index\.json|search\.json)(\.[\w-]+)?\.partial"
+)
 _METRIC = "cosine"
 #: rows per chunk when streaming vectors (64 MiB at d=256)
 _CHUNK_ROWS = 65536
@@ -115,6 +128,80 @@ class EmptyIndexError(GalaxAlignError, ValueError):
 
 class IndexFileError(GalaxAlignError):
     """An index directory is missing files or its files disagree with its sidecar."""
+
+
+@contextlib.contextmanager
+def index_lock(
+    directory: str | os.PathLike[str], *, timeout: float | None = None
+) -> Iterator[LockFile]:
+    """Hold the writer lock of the index directory ``directory`` (created if needed).
+
+    Every writer of an index directory holds it while it writes (`EmbeddingIndex.save`
+    and `~galaxalign_astro.search.save_search_index` take it themselves). A
+    read-modify-write, loading an index, adding rows and saving it back, holds it
+    from before the load to after the save, so that a concurrent one waits instead
+    of dropping this one's rows::
+
+        with index_lock("gal.index"):
+            found = open_search_index("gal.index")
+            add_catalog_rows(found.index, "catalog.fits")
+            save_search_index(found.index, "gal.index", overwrite=True)
+
+    The lock is an ``fcntl.flock`` on ``<directory>/.galaxalign.lock`` (removed
+    again when released), re-entrant within a thread.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        Index directory.
+    timeout : float, optional
+        Seconds to wait for another writer; default
+        `~galaxalign_astro.catalog.locks.lock_timeout` (60, or
+        ``$GALAXALIGN_ASTRO_LOCK_TIMEOUT``).
+
+    Raises
+    ------
+    OutputLockedError
+        Another writer still holds the lock after ``timeout``; the message names the
+        index and that writer.
+    """
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    wait = lock_timeout() if timeout is None else timeout
+    with exclusive_lock(path / INDEX_LOCK, what=f"index {path}", timeout=wait) as lock:
+        yield lock
+
+
+def _new_partial(directory: Path, name: str) -> Path:
+    """Create an empty ``.<name>.<random>.partial`` in ``directory``, a name no other writer has.
+
+    Permissions follow the umask, as those of the file it becomes.
+    """
+    while True:
+        tmp = directory / f".{name}.{secrets.token_hex(6)}.partial"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+
+
+def _sha256_file(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _remove_stale_partials(path: Path) -> None:
+    """Remove the temporary files of writers of ``path`` that were killed (lock held)."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(path):
+            if _PARTIAL_RE.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    log.info("removed %s, left in %s by a killed writer", entry.name, path)
 
 
 @dataclass
@@ -434,6 +521,8 @@ class EmbeddingIndex:
         self._faiss: Any = None
         self._faiss_file: Path | None = None
         self._tuning: dict[str, Any] | None = None
+        #: (directory, sidecar sha256) this index was loaded from or last saved to
+        self._origin: tuple[str, str | None] | None = None
         if kind != "exact":
             self._faiss = self._build_faiss()
             unset = self.params.nprobe if kind == "ivf" else self.params.ef_search
@@ -873,20 +962,35 @@ class EmbeddingIndex:
     def save(self, directory: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Write the index to ``directory`` (created if needed) and return its path.
 
-        Files are written under temporary names and then renamed, so saving back
-        into the directory an index was memory-mapped from is safe on POSIX systems.
+        Files are written under temporary names of their own and then renamed, so
+        saving back into the directory an index was memory-mapped from is safe on
+        POSIX systems. The directory's writer lock (`index_lock`) is held meanwhile.
+
+        Saving back into the directory the index was loaded from (or last saved to)
+        checks that nobody else saved there since: rows another writer added would
+        otherwise be lost.
 
         Raises
         ------
         OutputExistsError
             ``directory`` already holds an index and ``overwrite`` is False.
+        IndexFileError
+            Another writer saved into ``directory`` after this index was loaded
+            from it; load it again and redo the change.
+        OutputLockedError
+            Another writer holds the directory's lock (see `index_lock`).
         """
         path = Path(directory)
+        with index_lock(path):
+            return self._save_locked(path, overwrite=overwrite)
+
+    def _save_locked(self, path: Path, *, overwrite: bool) -> Path:
         sidecar = path / _SIDECAR
         if sidecar.exists() and not overwrite:
             msg = f"{sidecar} exists; pass overwrite=True to replace the index in {path}"
             raise OutputExistsError(msg)
-        path.mkdir(parents=True, exist_ok=True)
+        self._check_unchanged_since_load(path)
+        _remove_stale_partials(path)
         meta = self.metadata
         meta["saved"] = _now()
         written: list[tuple[Path, Path]] = []
@@ -900,19 +1004,39 @@ class EmbeddingIndex:
             os.replace(src, dst)
         if self._faiss is None and (path / _FAISS).exists():
             (path / _FAISS).unlink()
+        self._origin = (os.path.realpath(path), _sha256_file(sidecar))
         log.info("saved %r to %s", self, path)
         return path
+
+    def _check_unchanged_since_load(self, path: Path) -> None:
+        """Refuse to save over an index another writer saved after this one was read."""
+        origin = self._origin
+        if origin is None or origin[0] != os.path.realpath(path):
+            return
+        now = _sha256_file(path / _SIDECAR)
+        if now is not None and now != origin[1]:
+            try:
+                rows = json.loads((path / _SIDECAR).read_text(encoding="utf-8"))["n_rows"]
+            except (OSError, ValueError, KeyError, TypeError):
+                rows = "?"
+            msg = (
+                f"index {path} was saved by another writer after this copy was loaded "
+                f"(it now has {rows} rows, this copy {len(self)}); saving would drop that "
+                "writer's changes: load it again and redo the change"
+            )
+            raise IndexFileError(msg)
 
     def _write_partials(
         self, path: Path, meta: dict[str, Any], written: list[tuple[Path, Path]]
     ) -> None:
         """Write every file of `save` under a temporary name, listing ``(tmp, final)``.
 
-        Each file is listed before it is written so a failed save can remove it.
+        Each file is listed before it is written so a failed save can remove it. The
+        temporary names are unique (`_new_partial`).
         """
 
         def partial(name: str) -> Path:
-            written.append((path / f".{name}.partial", path / name))
+            written.append((_new_partial(path, name), path / name))
             return written[-1][0]
 
         with open(partial(_VECTORS), "wb") as fh:
@@ -961,7 +1085,8 @@ class EmbeddingIndex:
             msg = f"{sidecar} not found; {path} is not a saved embedding index"
             raise IndexFileError(msg)
         try:
-            meta = json.loads(sidecar.read_text(encoding="utf-8"))
+            raw = sidecar.read_bytes()
+            meta = json.loads(raw.decode("utf-8"))
         except (OSError, ValueError) as exc:
             msg = f"cannot read index sidecar {sidecar}: {exc}"
             raise IndexFileError(msg) from exc
@@ -1002,6 +1127,7 @@ class EmbeddingIndex:
         self._tuning = meta.get("tuning")
         self._faiss = None
         self._faiss_file = None
+        self._origin = (os.path.realpath(path), hashlib.sha256(raw).hexdigest())
         if kind != "exact":
             self._faiss, self._faiss_file = _read_faiss(path / _FAISS, kind, n, mmap=mmap)
         log.info("loaded %r from %s (mmap=%s)", self, path, mmap)

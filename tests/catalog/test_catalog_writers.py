@@ -8,13 +8,20 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy import units as u
 from astropy.io import fits
 from astropy.table import MaskedColumn, Table
+
+try:
+    import fcntl
+except ImportError:  # not POSIX
+    fcntl = None
 
 from galaxalign_astro.catalog import (
     FORMATS,
@@ -313,6 +320,108 @@ def test_temporary_file_of_a_killed_writer_is_removed_by_the_next(tmp_path):
     assert not killed.exists()
     assert live.exists() and other.exists()
     assert len(Table.read(tmp_path / "cat.fits")) == sum(CHUNK_SIZES)
+
+
+def _hold_flock(path):
+    """Open ``path`` and hold an exclusive flock on it, as a live writer elsewhere would."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def _dead_pid():
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    return dead.pid
+
+
+@pytest.mark.skipif(fcntl is None, reason="flock is POSIX")
+def test_temporary_file_of_a_live_writer_in_another_pid_namespace_is_kept(tmp_path):
+    # a writer in another container or on another host has a pid that does not run
+    # here; it holds the lock on its temporary file's lock file, so it is left alone
+    pid = _dead_pid()
+    held = tmp_path / f".cat.fits.{pid}.0123abcd.part"
+    held.write_bytes(b"half a catalog")
+    fd = _hold_flock(tmp_path / f"{held.name}.lock")
+    # a writer of a version without lock files that locks the file itself (HDF5 does)
+    self_locked = tmp_path / f".cat.fits.{pid}.456789ab.part"
+    self_locked.write_bytes(b"half a catalog")
+    fd_self = _hold_flock(self_locked)
+    try:
+        write_chunks(tmp_path / "cat.fits")
+        assert held.exists() and self_locked.exists()
+        assert (tmp_path / f"{held.name}.lock").exists()
+    finally:
+        os.close(fd)
+        os.close(fd_self)
+    # once its writer is gone (its lock released), the next writer removes both files
+    write_chunks(tmp_path / "cat.fits", overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cat.fits"]
+
+
+@pytest.mark.skipif(fcntl is None, reason="flock is POSIX")
+def test_an_unlocked_temporary_file_is_removed_whatever_pid_its_name_holds(tmp_path):
+    # the pid in the name says nothing across PID namespaces (and pids are reused):
+    # a temporary file with a lock file nobody holds belongs to a writer that is gone
+    stale = tmp_path / f".cat.fits.{os.getppid()}.89abcdef.part"
+    stale.write_bytes(b"half a catalog")
+    (tmp_path / f"{stale.name}.lock").write_bytes(b"")
+    # a writer killed between creating its lock file and its temporary file
+    orphan = tmp_path / f".cat.fits.{os.getppid()}.fedcba98.part.lock"
+    orphan.write_bytes(b"")
+    write_chunks(tmp_path / "cat.fits")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cat.fits"]
+
+
+@pytest.mark.skipif(fcntl is None, reason="flock is POSIX")
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_a_writer_holds_the_lock_of_its_temporary_file_while_it_writes(tmp_path, fmt):
+    path = tmp_path / f"cat{SUFFIX[fmt]}"
+    first = open_writer(path, COLUMNS, meta=make_meta(), overwrite=True)
+    first.write(make_chunk(np.random.default_rng(0), 0, 5))
+    lock = tmp_path / f"{first._tmp.name}.lock"
+    with pytest.raises(BlockingIOError):
+        os.close(_hold_flock(lock))
+    # a second writer of the same output, meanwhile, leaves the first one's file alone
+    write_chunks(path, fmt)
+    assert first._tmp.exists() and lock.exists()
+    first.write(make_chunk(np.random.default_rng(1), 5, 3))
+    first.close()
+    assert len(read(path, fmt)) == 8
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+_KILLED_WRITER = """
+import sys, numpy as np
+from galaxalign_astro.catalog import ColumnSpec, open_writer
+w = open_writer(sys.argv[1], [ColumnSpec("x", "f8")], meta={})
+w.write({"x": np.arange(10.0)})
+print(w._tmp, flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.skipif(fcntl is None, reason="flock is POSIX")
+def test_a_sigkilled_writer_leaves_files_the_next_writer_removes(tmp_path):
+    path = tmp_path / "cat.fits"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_WRITER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        tmp = Path(proc.stdout.readline().strip())
+        assert tmp.exists() and Path(f"{tmp}.lock").exists()
+        write_chunks(tmp_path / "cat.fits")  # the writer still runs: its files stay
+        assert tmp.exists()
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdin.close()
+        proc.stdout.close()
+    write_chunks(tmp_path / "cat.fits", overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cat.fits"]
 
 
 def test_rejected_chunk_leaves_writer_usable(tmp_path):

@@ -1,4 +1,4 @@
-"""Small helpers every layer may use: checks of settings read from files.
+"""Small helpers every layer may use: checks of settings read from files, file digests.
 
 Recipes, model specs and catalogs' parameters arrive from TOML and JSON files, so
 a value may have any type. :func:`check_fields` compares each field of a settings
@@ -9,13 +9,24 @@ one-line ``ValueError`` naming the setting instead of a ``TypeError`` deep insid
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
+import os
 import types
 import typing
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["check_fields", "check_value", "type_problem"]
+__all__ = ["check_fields", "check_value", "file_sha256", "type_problem"]
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of the bytes of the file ``path``, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def check_fields(obj: Any, *, where: str, skip: tuple[str, ...] = ()) -> None:

@@ -708,9 +708,10 @@ def annotate_file(
     from ..catalog.base import check_output_path
     from ..catalog.columns import prepare_chunk
     from ..errors import OutputExistsError
+    from ..utils import file_sha256
     from .hdf5 import ColumnsHdf5Writer
     from .reader import open_catalog
-    from .workdir import MANIFEST_VERSION, WorkDir, file_sha256, settings_digest
+    from .workdir import MANIFEST_VERSION, WorkDir, settings_digest
 
     t0 = time.perf_counter()
     input, output = Path(input), Path(output)

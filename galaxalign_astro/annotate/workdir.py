@@ -42,7 +42,7 @@ import numpy as np
 
 from ..catalog.locks import LockFile, exclusive_lock
 
-__all__ = ["MANIFEST_VERSION", "WorkDir", "file_sha256", "settings_digest"]
+__all__ = ["MANIFEST_VERSION", "WorkDir", "settings_digest"]
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +54,6 @@ def settings_digest(settings: Mapping[str, Any]) -> str:
     """SHA-256 of the canonical JSON of ``settings``."""
     text = json.dumps(settings, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of the bytes of the file ``path``, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _atomic_write(path: Path, write) -> None:

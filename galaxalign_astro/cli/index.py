@@ -23,8 +23,9 @@ _KINDS = ("auto", "exact", "ivf", "hnsw")
 
 def _model_provenance(model: str):
     """Name, weights sha256, path and preprocessing of a model, without loading torch."""
-    from ..models.checkpoint import WEIGHTS_NAME, file_sha256, read_spec, resolve_model_path
+    from ..models.checkpoint import WEIGHTS_NAME, read_spec, resolve_model_path
     from ..search import CatalogProvenance
+    from ..utils import file_sha256
 
     path = resolve_model_path(model)
     spec = read_spec(path)

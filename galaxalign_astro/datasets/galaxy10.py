@@ -48,7 +48,7 @@ def verify_sha256(path: str | os.PathLike[str], expected: str) -> str:
 
     Returns the digest (lower-case hex).
     """
-    from ..models.checkpoint import file_sha256
+    from ..utils import file_sha256
 
     digest = file_sha256(path)
     if digest.lower() != expected.lower():

@@ -17,7 +17,6 @@ Weights are never unpickled: safetensors holds raw tensors only.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import tempfile
@@ -28,7 +27,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import ModelLoadError
 from ..preprocess.pipeline import PreprocessConfig
-from ..utils import check_fields
+from ..utils import check_fields, file_sha256
 
 __all__ = [
     "BUNDLED_MODELS_DIR",
@@ -36,7 +35,6 @@ __all__ = [
     "WEIGHTS_NAME",
     "LoadedModel",
     "ModelSpec",
-    "file_sha256",
     "load_model",
     "resolve_model_path",
     "save_model",
@@ -133,14 +131,6 @@ class LoadedModel:
             "preprocess": self.spec.preprocess.to_dict(),
             "prototype_alpha": self.spec.prototype_alpha,
         }
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_model(

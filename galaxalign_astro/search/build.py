@@ -46,6 +46,7 @@ from .index import (
     IndexParams,
     _new_partial,
     index_lock,
+    remove_stale_files,
 )
 
 __all__ = [
@@ -993,7 +994,7 @@ def index_cutouts(
     try:
         # the whole read-modify-write of the folder (catalog and index) under its lock
         with index_lock(out):
-            _remove_stale_new_catalogs(out)
+            remove_stale_files(out, _NEW_CATALOG_RE)
             return _index_cutouts_locked(
                 files,
                 out,
@@ -1017,16 +1018,6 @@ def index_cutouts(
 #: the catalog of new cutouts ``index_cutouts(add=True)`` writes before merging it, and
 #: the catalog writer's temporary files of it
 _NEW_CATALOG_RE = re.compile(r"\.\.?new-[\w-]+\.fits(\.\d+\.[0-9a-f]{8}\.part(\.lock)?)?")
-
-
-def _remove_stale_new_catalogs(out: Path) -> None:
-    """Remove new-cutout catalogs of killed ``index_cutouts`` runs (with the lock held)."""
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(out):
-            if _NEW_CATALOG_RE.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
-                    log.info("removed %s, left in %s by a killed run", entry.name, out)
 
 
 def _index_cutouts_locked(

@@ -67,6 +67,7 @@ __all__ = [
     "IndexMismatchError",
     "IndexParams",
     "index_lock",
+    "remove_stale_files",
 ]
 
 log = logging.getLogger(__name__)
@@ -194,11 +195,15 @@ def _sha256_file(path: Path) -> str | None:
         return None
 
 
-def _remove_stale_partials(path: Path) -> None:
-    """Remove the temporary files of writers of ``path`` that were killed (lock held)."""
+def remove_stale_files(path: Path, pattern: re.Pattern[str] = _PARTIAL_RE) -> None:
+    """Remove the files of ``path`` named by ``pattern``: left by killed writers.
+
+    Call it holding the index's lock (`index_lock`): only the lock's holder makes
+    such files, so any found then belong to no live writer.
+    """
     with contextlib.suppress(OSError):
         for entry in os.scandir(path):
-            if _PARTIAL_RE.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+            if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)
                     log.info("removed %s, left in %s by a killed writer", entry.name, path)
@@ -990,7 +995,7 @@ class EmbeddingIndex:
             msg = f"{sidecar} exists; pass overwrite=True to replace the index in {path}"
             raise OutputExistsError(msg)
         self._check_unchanged_since_load(path)
-        _remove_stale_partials(path)
+        remove_stale_files(path)
         meta = self.metadata
         meta["saved"] = _now()
         written: list[tuple[Path, Path]] = []

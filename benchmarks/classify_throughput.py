@@ -9,7 +9,8 @@ Prints cutouts per second of
 
 each also for the **previous code path** (``baseline_classify`` below, kept here as
 the reference: every FITS file through astropy's general reader and WCS, items
-collated one by one, as many loader workers as cores), alternating over
+collated one by one, the previous stretch, cleaning and medians, as many loader
+workers as cores, torch engine), alternating over
 ``--repeats`` rounds, with the ratios of the medians. It also checks that both
 paths give the same class ids and probabilities (largest difference printed).
 
@@ -23,6 +24,7 @@ paths give the same class ids and probabilities (largest difference printed).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import tempfile
@@ -33,8 +35,52 @@ import numpy as np
 from _cutouts import write_cutouts  # benchmarks/_cutouts.py (scripts run from here)
 
 
+def _previous_clean(cube, path):
+    """``preprocess.pipeline._clean`` as it was: always a full copy through ``np.where``."""
+    from galaxalign_astro.errors import CutoutError
+
+    finite = np.isfinite(cube)
+    if not finite.any():
+        raise CutoutError(f"{path}: no usable signal (all pixels NaN or infinite)")
+    cube = np.where(finite, cube, 0.0).astype(np.float32, copy=False)
+    if not np.any(cube):
+        raise CutoutError(f"{path}: no usable signal (all pixels zero)")
+    return cube
+
+
+def _previous_dr2_rgb(cube, bands, *, scales=None, m=0.03, Q=20.0):
+    """``dr2_rgb`` as it was: one whole-array temporary per step."""
+    from galaxalign_astro.preprocess.stretch import _DR2_SCALES, _rgb_order
+
+    cube = np.asarray(cube, dtype=np.float32)
+    table = dict(_DR2_SCALES if scales is None else scales)
+    scale = np.array([table.get(b, table.get("r", 3.4)) for b in bands], dtype=np.float32)
+    scaled = cube * scale.reshape(-1, 1, 1) + np.float32(m)
+    intensity = np.maximum(scaled, 0.0).mean(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.arcsinh(float(Q) * intensity) / (float(np.sqrt(Q)) * intensity)
+    factor[~(intensity > 0)] = 0.0
+    return np.clip(scaled[_rgb_order(bands)] * factor, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+@contextlib.contextmanager
+def previous_preprocessing():
+    """The preprocessing functions as they were before the speed work (same values)."""
+    from galaxalign_astro.preprocess import framing, pipeline, stretch
+
+    saved = (pipeline._clean, stretch.STRETCHES["dr2_rgb"], framing.median)
+    pipeline._clean = _previous_clean
+    stretch.STRETCHES["dr2_rgb"] = _previous_dr2_rgb
+    framing.median = lambda values: float(np.median(values))
+    try:
+        yield
+    finally:
+        pipeline._clean, stretch.STRETCHES["dr2_rgb"], framing.median = saved
+
+
 def baseline_classify(paths, output, predictor, *, batch_size, workers):
-    """The previous ``classify_to_file`` loop: astropy reader, per-item collation."""
+    """The previous ``classify_to_file`` loop: astropy reader, per-item collation, and
+    (`previous_preprocessing`) the previous stretch, cleaning and medians."""
     import torch
     from torch.utils.data import DataLoader
 
@@ -63,7 +109,10 @@ def baseline_classify(paths, output, predictor, *, batch_size, workers):
     before = torch.get_num_threads()
     torch.set_num_threads(model_threads(workers))
     try:
-        with open_writer(output, specs, meta={}, overwrite=True) as writer:
+        with (
+            previous_preprocessing(),
+            open_writer(output, specs, meta={}, overwrite=True) as writer,
+        ):
             for batch in loader:
                 ok = batch["ok"].numpy().astype(bool)
                 probs = np.full((len(ok), len(names)), np.nan, dtype=np.float32)
@@ -112,10 +161,12 @@ def stage_times(paths, predictor, torch_predictor) -> dict[str, float]:
         out = {
             "read, astropy path (previous)": per_item(lambda p: read_cutout(p, fast=False), paths),
             "read, plain-HDU path": per_item(read_cutout, paths),
-            "prepare (stretch, framing, resize)": per_item(
-                lambda c: prepare(c, predictor.config), cutouts
-            ),
         }
+        with previous_preprocessing():
+            out["prepare, previous"] = per_item(lambda c: prepare(c, predictor.config), cutouts)
+        out["prepare (stretch, framing, resize)"] = per_item(
+            lambda c: prepare(c, predictor.config), cutouts
+        )
         for name, who in (("torch (previous)", torch_predictor), (predictor.engine, predictor)):
             rate = per_item(who.predict, batches) / 64 * len(batches) * 64 / len(images)
             out[f"model forward, {name}"] = rate

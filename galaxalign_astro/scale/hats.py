@@ -8,8 +8,9 @@ this process. The output directory holds, beside the HATS files,
 directory, preprocessing), the settings and their SHA-256, the start date and
 whether the run finished. A run killed part-way is continued with ``resume=True``:
 LSDB writes a marker per finished partition and skips those partitions, which are
-then neither read nor annotated again; the resume is refused if the input, the
-model or a setting differs.
+then neither read nor annotated again; the resume is refused if the input (its
+content digest, `input_digest`), the model or a setting differs. A run holds a lock
+beside its output folder, so a second run on the same output fails at once.
 
 `index_from_hats` builds a similarity index (`~galaxalign_astro.search`) from the
 embedding column of such a catalog, reading one partition file at a time.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import json
 import logging
 import os
@@ -26,7 +28,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,12 +136,54 @@ def _prepare_output(output: Path, *, resume: bool, overwrite: bool) -> dict[str,
     raise OutputExistsError(msg)
 
 
+#: HATS files read whole into the input's digest (the catalog's metadata)
+_DIGEST_FILES = (
+    "properties",
+    "hats.properties",
+    "partition_info.csv",
+    "_metadata",
+    "_common_metadata",
+    "point_map.fits",
+)
+#: bytes of each data file's end (its Parquet footer: schema and column statistics) digested
+_FOOTER_BYTES = 1 << 16
+
+
+def input_digest(catalog: Path) -> str:
+    """SHA-256 of what identifies a HATS catalog's content, without reading all its rows.
+
+    Covers the metadata files (properties, partition list, ``_metadata``...) whole, and
+    every other file's path, size and last 64 KiB, which for Parquet is the footer with
+    each column's statistics (ours: hashing every byte of a large survey catalog would
+    take minutes before each resume).
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    files = sorted(p for p in catalog.rglob("*") if p.is_file())
+    for path in files:
+        rel = path.relative_to(catalog).as_posix()
+        size = path.stat().st_size
+        digest.update(f"{rel}\0{size}\0".encode())
+        with open(path, "rb") as fh:
+            if path.name not in _DIGEST_FILES and size > _FOOTER_BYTES:
+                fh.seek(size - _FOOTER_BYTES)
+            while block := fh.read(1 << 20):
+                digest.update(block)
+    return digest.hexdigest()
+
+
 def _check_resumable(old: Mapping[str, Any], new: Mapping[str, Any], output: Path) -> None:
     problems = []
-    if old.get("input", {}).get("path") != new["input"]["path"]:
-        problems.append(f"the input was {old.get('input', {}).get('path')}")
-    elif old.get("input", {}).get("n_rows") != new["input"]["n_rows"]:
+    before = old.get("input", {})
+    if before.get("path") != new["input"]["path"]:
+        problems.append(f"the input was {before.get('path')}")
+    elif before.get("n_rows") != new["input"]["n_rows"]:
         problems.append("the input catalog changed (row count)")
+    elif "sha256" not in before:
+        problems.append("the unfinished run records no digest of its input (an earlier version)")
+    elif before["sha256"] != new["input"]["sha256"]:
+        problems.append("the input catalog's content changed")
     if old.get("model", {}).get("weights_sha256") != new["model"]["weights_sha256"]:
         problems.append("the model weights differ")
     if old.get("settings_sha256") != new["settings_sha256"]:
@@ -203,6 +247,24 @@ def _dask_context(scheduler: Any, dask_workers: int | None) -> Iterator[None]:
         yield
 
 
+def _holding_output_lock(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Run `annotate_hats` holding a lock beside its output folder, so a second run on
+    the same output fails at once instead of writing partitions under the first."""
+
+    @functools.wraps(func)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        from ..catalog.locks import exclusive_lock
+
+        output = Path(kwargs["output"] if "output" in kwargs else args[1])
+        output.parent.mkdir(parents=True, exist_ok=True)
+        lock = output.parent / f".{output.name}.galaxalign.lock"
+        with exclusive_lock(lock, what=f"annotate-hats output {output}", reentrant=False):
+            return func(*args, **kwargs)
+
+    return locked
+
+
+@_holding_output_lock
 def annotate_hats(
     input: str | os.PathLike[str],
     output: str | os.PathLike[str],
@@ -350,7 +412,11 @@ def annotate_hats(
     manifest: dict[str, Any] = {
         "format": _MANIFEST_FORMAT,
         "format_version": 1,
-        "input": {"path": str(input.resolve()), "n_rows": int(info.total_rows or 0)},
+        "input": {
+            "path": str(input.resolve()),
+            "n_rows": int(info.total_rows or 0),
+            "sha256": input_digest(input),
+        },
         "model": {
             "name": loaded.spec.name,
             "weights_sha256": loaded.weights_sha256,

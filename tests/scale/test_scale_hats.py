@@ -244,3 +244,47 @@ def test_the_plugin_on_a_dataframe_with_source_measurements(sky_catalog, sources
             )
     assert masked  # integer measurements of the failed row are nulls
     assert result["gxa_status"].iloc[MISSING] == "error"
+
+
+def test_resume_refuses_an_input_whose_content_changed(
+    hats_input, micro_model, tmp_path, monkeypatch
+):
+    import os
+    import shutil
+
+    source = tmp_path / "input"
+    shutil.copytree(hats_input, source)
+    real = plugin_module.annotate_partition
+    calls = []
+
+    def crash_on_second(partition, pixel=None, **kwargs):
+        if calls:
+            raise _Crash
+        calls.append(pixel)
+        return real(partition, pixel, **kwargs)
+
+    monkeypatch.setattr(plugin_module, "annotate_partition", crash_on_second)
+    out = tmp_path / "gxa"
+    options = {"model": micro_model, "images": "image", "bands": "grz", "batch_size": 8}
+    with pytest.raises(RuntimeError):
+        annotate_hats(source, out, **options)
+    # one byte of a partition's Parquet footer changes; size and mtime are restored
+    data = sorted(source.rglob("Npix=*.parquet"))[0]
+    stat = data.stat()
+    raw = bytearray(data.read_bytes())
+    raw[-100] ^= 0xFF
+    data.write_bytes(bytes(raw))
+    os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with pytest.raises(ValueError, match="content changed"):
+        annotate_hats(source, out, resume=True, **options)
+
+
+def test_a_second_run_on_the_same_output_is_refused(hats_input, micro_model, tmp_path):
+    from galaxalign_astro.catalog.locks import exclusive_lock
+    from galaxalign_astro.errors import OutputLockedError
+
+    out = tmp_path / "gxa"
+    with exclusive_lock(tmp_path / ".gxa.galaxalign.lock", what="another run"):
+        with pytest.raises(OutputLockedError, match="being written by another writer"):
+            annotate_hats(hats_input, out, model=micro_model, images="image", bands="grz")
+    assert not out.exists()

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
+from ..errors import ModelLoadError
 from ..io.cutouts import expand_inputs
 
 __all__ = [
@@ -88,6 +89,7 @@ class Predictor:
         self.device = torch.device(device)
         self.loaded.model.to(self.device).eval()
         self.engine = _resolve_engine(engine, self.device)
+        self._engine_asked = engine
         self._onnx: Any = None
         self._set_classes(classes)
 
@@ -130,11 +132,35 @@ class Predictor:
             probs = class_probabilities(emb, self.prototypes, self.loaded.model.logit_scale)
         return probs.cpu().numpy(), emb.cpu().numpy()
 
+    def ready(self) -> str:
+        """Prepare the image-tower engine now (export or load the ONNX graph); return it.
+
+        Catalog provenance is written before the first batch, so it asks here which
+        engine will run (``auto`` falls back to torch when the export fails).
+        """
+        if self.engine == "onnx":
+            self._onnx_encoder()
+        return self.engine
+
     def _onnx_encoder(self):
+        """The ONNX image encoder, exported on first use; None when ``auto`` fell back to torch."""
         if self._onnx is None:
             from ..models.export import OnnxImageEncoder
 
-            self._onnx = OnnxImageEncoder(self.loaded)
+            try:
+                self._onnx = OnnxImageEncoder(self.loaded)
+            except Exception as exc:  # an architecture or runtime ONNX cannot take
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                if self._engine_asked == "onnx":
+                    msg = f"{self.loaded.spec.name}: cannot run on ONNX Runtime ({reason})"
+                    raise ModelLoadError(msg) from exc
+                log.warning(
+                    "%s: ONNX export failed (%s); the image tower runs in torch",
+                    self.loaded.spec.name,
+                    reason,
+                )
+                self.engine = "torch"
+                return None
         return self._onnx
 
     def provenance(self) -> dict[str, Any]:
@@ -362,7 +388,7 @@ def _meta(predictor: Predictor) -> dict[str, Any]:
     meta = provenance_meta(
         model=loaded.spec.name,
         weights_sha256=loaded.weights_sha256,
-        engine=predictor.engine,
+        engine=predictor.ready(),
         preprocessing=config.to_dict(),
         stretch=config.stretch,
         bands="".join(config.bands),

@@ -36,7 +36,7 @@ def onnx_available() -> bool:
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
-    except ImportError:
+    except (ImportError, OSError):  # not installed, or its shared libraries do not load
         return False
     return True
 

@@ -80,3 +80,24 @@ def test_engine_choice(micro_model, monkeypatch):
         Predictor(micro_model, engine="onnx")
     with pytest.raises(ValueError, match="unknown engine"):
         Predictor(micro_model, engine="tensorrt")
+
+
+def test_auto_falls_back_to_torch_when_the_export_fails(micro_model, cache, monkeypatch, caplog):
+    import logging
+
+    from galaxalign_astro.errors import ModelLoadError
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("operator not supported")
+
+    monkeypatch.setattr(export, "_export", broken)
+    predictor = Predictor(micro_model)
+    with caplog.at_level(logging.WARNING):
+        assert predictor.ready() == "torch"
+    assert "ONNX export failed (operator not supported)" in caplog.text
+    images = torch.rand(2, 3, 32, 32)
+    probs, _ = predictor.predict(images)
+    want, _ = Predictor(micro_model, engine="torch").predict(images)
+    np.testing.assert_allclose(probs, want, atol=1e-6)
+    with pytest.raises(ModelLoadError, match="cannot run on ONNX Runtime"):
+        Predictor(micro_model, engine="onnx").ready()

@@ -14,6 +14,7 @@ not an error: the graph is then kept in memory for the run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -86,14 +87,20 @@ class OnnxImageEncoder:
             except Exception:  # a truncated or foreign file: export again
                 log.warning("%s: unreadable cached graph; exporting the model again", self.path)
         graph = _export(loaded, self.image_size)
+        tmp = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".export-", suffix=".tmp")
             with os.fdopen(fd, "wb") as fh:
                 fh.write(graph)
             os.replace(tmp, self.path)
+            tmp = None
         except OSError as exc:
             log.info("cannot cache the exported graph in %s (%s); kept in memory", self.path, exc)
+        finally:
+            if tmp is not None:  # a cache that filled up: no half-written file left behind
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
         return graph
 
     def session(self, threads: int):

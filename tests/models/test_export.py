@@ -101,3 +101,27 @@ def test_auto_falls_back_to_torch_when_the_export_fails(micro_model, cache, monk
     np.testing.assert_allclose(probs, want, atol=1e-6)
     with pytest.raises(ModelLoadError, match="cannot run on ONNX Runtime"):
         Predictor(micro_model, engine="onnx").ready()
+
+
+def test_a_cache_write_that_fails_leaves_no_temporary_file(micro_model, cache, monkeypatch):
+    import os
+
+    real_fdopen = os.fdopen
+
+    class Full:
+        def __init__(self, fd, mode):
+            self.fh = real_fdopen(fd, mode)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+        def write(self, data):
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(export.os, "fdopen", Full)
+    encoder = export.OnnxImageEncoder(load_model(micro_model))
+    assert encoder(np.zeros((1, 3, 32, 32), dtype=np.float32)).shape[0] == 1  # from memory
+    assert list((cache / "onnx").iterdir()) == []

@@ -57,6 +57,18 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def base_dirs_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--base-dir DIR`` (repeatable): folders a catalog's relative cutout paths are under."""
+    return click.option(
+        "--base-dir",
+        "base_dirs",
+        multiple=True,
+        type=click.Path(file_okay=False),
+        help="Folder the catalog's relative cutout paths are relative to, for the drawn "
+        "cutouts (repeatable) [the current folder, then the catalog's].",
+    )(func)
+
+
 def overwrite_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--overwrite", is_flag=True, help="Replace an existing output instead of refusing."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import common_options, overwrite_option
+from .options import base_dirs_option, common_options, overwrite_option
 
 __all__ = ["command"]
 
@@ -45,14 +45,7 @@ def command() -> None:
     help="Random subsample drawn from larger catalogs.",
 )
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option(
-    "--base-dir",
-    "base_dirs",
-    multiple=True,
-    type=click.Path(file_okay=False),
-    help="Folder the catalog's relative cutout paths are relative to (repeatable) "
-    "[the current folder, then the catalog's].",
-)
+@base_dirs_option
 @overwrite_option
 @common_options
 def embeddings(

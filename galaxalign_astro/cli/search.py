@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from .options import common_options, overwrite_option
+from .options import base_dirs_option, common_options, overwrite_option
 
 __all__ = ["command"]
 
@@ -74,14 +74,7 @@ def _query_model(model, search_index):
     type=click.Path(exists=True, dir_okay=False),
     help="The index's catalog, when it has moved since the index was built.",
 )
-@click.option(
-    "--base-dir",
-    "base_dirs",
-    multiple=True,
-    type=click.Path(file_okay=False),
-    help="Folder the catalog's relative cutout paths are relative to, for --montage "
-    "(repeatable) [the current folder, then the catalog's].",
-)
+@base_dirs_option
 @click.option(
     "--device", default="cpu", show_default=True, help="torch device (cpu, cuda, cuda:1)."
 )

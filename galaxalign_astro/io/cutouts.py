@@ -39,10 +39,13 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "MAX_DECODED_ENV",
     "Cutout",
+    "centred_overlap",
     "expand_inputs",
+    "fov_side",
     "max_decoded_bytes",
     "normalise_band",
     "read_cutout",
+    "wcs_pixel_scale_arcsec",
 ]
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fits.fz", ".fz")
@@ -95,16 +98,32 @@ class Cutout:
 
     def pixel_scale_arcsec(self) -> float | None:
         """Mean pixel scale in arcsec from the WCS, or None without one."""
-        if self.wcs is None:
-            return None
-        from astropy.wcs.utils import proj_plane_pixel_scales
+        return wcs_pixel_scale_arcsec(self.wcs)
 
-        try:
-            scales = proj_plane_pixel_scales(self.wcs)
-        except Exception:
-            return None
-        value = float(np.mean(np.abs(scales)) * 3600.0)
-        return value if np.isfinite(value) and value > 0 else None
+
+def wcs_pixel_scale_arcsec(wcs) -> float | None:
+    """Mean pixel scale in arcsec of a celestial WCS; None without one or when unusable."""
+    if wcs is None:
+        return None
+    from astropy.wcs.utils import proj_plane_pixel_scales
+
+    try:
+        scales = proj_plane_pixel_scales(wcs)
+    except Exception:
+        return None
+    value = float(np.mean(np.abs(scales)) * 3600.0)
+    return value if np.isfinite(value) and value > 0 else None
+
+
+def fov_side(fov_arcsec: float, scale_arcsec: float) -> int:
+    """Pixels a side of a ``fov_arcsec`` field at ``scale_arcsec`` per pixel (at least 1)."""
+    return max(1, round(fov_arcsec / scale_arcsec))
+
+
+def centred_overlap(n: int, side: int) -> tuple[int, int, int]:
+    """``(source start, target start, length)`` of the centre-aligned overlap of an axis of
+    ``n`` pixels and a square of ``side``: crops a longer axis, pads a shorter one."""
+    return max(0, (n - side) // 2), max(0, (side - n) // 2), min(n, side)
 
 
 def normalise_band(value: object) -> str | None:
@@ -401,20 +420,13 @@ def _shifted_wcs(wcs, x0: int, y0: int, nx: int, ny: int):
 
 def _fov_window(wcs, fov_arcsec: float | None, ny: int, nx: int):
     """``(y0, y1, x0, x1)``: the central part of an image a field of view keeps; or None."""
-    if wcs is None or fov_arcsec is None:
+    scale = wcs_pixel_scale_arcsec(wcs)
+    if scale is None or fov_arcsec is None:
         return None
-    from astropy.wcs.utils import proj_plane_pixel_scales
-
-    try:
-        scale = float(np.mean(np.abs(proj_plane_pixel_scales(wcs))) * 3600.0)
-    except Exception:
-        return None
-    if not np.isfinite(scale) or scale <= 0:
-        return None
-    side = max(1, round(fov_arcsec / scale))
-    # the same centre-aligned overlap preprocess/pipeline.py::_field_of_view cuts
-    y0, x0 = max(0, (ny - side) // 2), max(0, (nx - side) // 2)
-    return y0, y0 + min(ny, side), x0, x0 + min(nx, side)
+    side = fov_side(fov_arcsec, scale)
+    # the part preprocess/pipeline.py::_field_of_view keeps
+    (y0, _, h), (x0, _, w) = centred_overlap(ny, side), centred_overlap(nx, side)
+    return y0, y0 + h, x0, x0 + w
 
 
 def _image_hdus(hdul) -> list:

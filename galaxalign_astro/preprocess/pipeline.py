@@ -35,7 +35,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import CutoutError
-from ..io.cutouts import MAX_DECODED_ENV, Cutout, band_list, max_decoded_bytes
+from ..io.cutouts import (
+    MAX_DECODED_ENV,
+    Cutout,
+    band_list,
+    centred_overlap,
+    fov_side,
+    max_decoded_bytes,
+)
 from ..utils import check_fields
 from .stretch import STRETCHES, apply_stretch
 
@@ -200,7 +207,7 @@ def _field_of_view(planes: np.ndarray, cutout: Cutout, config: PreprocessConfig)
     scale = cutout.pixel_scale_arcsec()
     if scale is None:
         return planes
-    side = max(1, round(config.fov_arcsec / scale))
+    side = fov_side(config.fov_arcsec, scale)
     ny, nx = planes.shape[-2:]
     if side == ny == nx:
         return planes
@@ -213,9 +220,7 @@ def _field_of_view(planes: np.ndarray, cutout: Cutout, config: PreprocessConfig)
         raise CutoutError(msg)
     out = np.zeros((planes.shape[0], side, side), dtype=np.float32)
     # centre-aligned copy of the overlap: crops large cutouts, zero-pads small ones
-    sy0, dy0 = max(0, (ny - side) // 2), max(0, (side - ny) // 2)
-    sx0, dx0 = max(0, (nx - side) // 2), max(0, (side - nx) // 2)
-    h, w = min(ny, side), min(nx, side)
+    (sy0, dy0, h), (sx0, dx0, w) = centred_overlap(ny, side), centred_overlap(nx, side)
     out[:, dy0 : dy0 + h, dx0 : dx0 + w] = planes[:, sy0 : sy0 + h, sx0 : sx0 + w]
     return out
 

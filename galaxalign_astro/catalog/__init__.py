@@ -10,7 +10,7 @@ from __future__ import annotations
 from .base import CatalogWriter
 from .columns import ColumnSpec, column_reference_markdown
 from .hdf5 import HDF5_PATH
-from .provenance import PROVENANCE_KEYS, fits_header_cards, provenance_meta
+from .provenance import PROVENANCE_KEYS, Provenance, fits_header_cards, provenance_meta
 from .writers import FORMATS, SUFFIXES, open_writer, output_format, write_table
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "SUFFIXES",
     "CatalogWriter",
     "ColumnSpec",
+    "Provenance",
     "column_reference_markdown",
     "fits_header_cards",
     "open_writer",

@@ -2,8 +2,9 @@
 
 Layout: an empty primary HDU, then one ``BINTABLE`` extension named ``CATALOG``.
 The extension header is built once, before any row: ``TTYPEn`` (with the column
-description as the card comment; not ``TCOMMn``, which astropy would read back as
-table metadata, ours), ``TFORMn``
+description as the card comment), ``TCOMMn`` (the full description, the convention
+TOPCAT and fitsverify know; astropy reads these cards into ``meta``, and the
+package's catalog readers leave them out there), ``TFORMn``
 (``nE``/``nD``/``nJ``... for vectors), ``TDIMn`` for cells of two or more
 dimensions, ``TUNITn``, ``TNULLn`` for integer columns, the metadata cards of
 `fits_header_cards`, and the astropy serialized-columns block (``COMMENT`` cards)
@@ -37,7 +38,7 @@ from astropy.table import meta as table_meta
 
 from .base import CatalogWriter
 from .columns import ColumnSpec, empty_table, encode_ascii
-from .provenance import fits_header_cards, fitting_card
+from .provenance import ascii_text, fits_header_cards, fitting_card
 
 __all__ = ["EXTNAME", "FitsCatalogWriter", "fits_header"]
 
@@ -109,6 +110,8 @@ def fits_header(columns: tuple[ColumnSpec, ...], meta: dict) -> fits.Header:
     header.append(("TFIELDS", len(columns), "number of columns"))
     for i, spec in enumerate(columns, start=1):
         header.append(fitting_card(f"TTYPE{i}", spec.name, spec.description))
+        if spec.description:
+            header.append(fits.Card(f"TCOMM{i}", ascii_text(spec.description)))
         if spec.dtype == "U":
             header.append((f"TFORM{i}", f"{spec.width}A"))
         else:

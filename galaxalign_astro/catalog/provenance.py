@@ -1,7 +1,24 @@
-"""Provenance metadata of output catalogs and its FITS header form."""
+"""Provenance of output catalogs: one record, and its form in each format.
+
+`Provenance` is the one value every entry point (``classify``, ``annotate``,
+``annotate-hats``, ``index``/``search``, ``evaluate``) builds: from the loaded
+model's record, the command and its inputs. `Provenance.to_meta` gives the table
+metadata every catalog writer stores in its format's native place, and
+`Provenance.from_meta` reads it back from any of them:
+
+- FITS: standard 8-character header cards (``GAVERSN``, ``CREATOR``, ``DATE``,
+  ``MODEL``, ``WSHA256``, ``ENGINE``, ``PREPROC``...; `Provenance.fits_cards`), and
+  astropy's serialized-columns block with the full record;
+- HDF5: attributes of the table dataset (`Provenance.hdf5_attrs`; the record as
+  JSON text under ``galaxalign``), and astropy's YAML header;
+- Parquet/Arrow: schema metadata ``galaxalign`` as JSON (`Provenance.arrow_metadata`),
+  beside astropy's ``table_meta_yaml``;
+- ECSV: the YAML ``meta`` of the header (`Provenance.to_meta` as it is).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import logging
@@ -9,6 +26,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,6 +36,7 @@ from .._version import __version__
 
 __all__ = [
     "PROVENANCE_KEYS",
+    "Provenance",
     "ascii_text",
     "fits_header_cards",
     "fitting_card",
@@ -30,6 +49,7 @@ log = logging.getLogger(__name__)
 #: long names accepted by `provenance_meta`, their header keys and header comments
 PROVENANCE_KEYS: dict[str, tuple[str, str]] = {
     "version": ("GAVERSN", "galaxalign-astro version"),
+    "creator": ("CREATOR", "software that created this file"),
     "date": ("DATE", "UTC date and time of the run"),
     "model": ("MODEL", "model name"),
     "weights_sha256": ("WSHA256", "SHA-256 of the model weights file"),
@@ -75,7 +95,8 @@ def provenance_meta(**items: Any) -> dict[str, Any]:
     """
     meta: dict[str, Any] = {
         "GAVERSN": __version__,
-        "DATE": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+        "CREATOR": f"galaxalign-astro {__version__}",
+        "DATE": utc_now(),
     }
     for name, value in items.items():
         key = PROVENANCE_KEYS[name][0] if name in PROVENANCE_KEYS else name.upper()
@@ -90,6 +111,11 @@ def provenance_meta(**items: Any) -> dict[str, Any]:
         else:
             meta[key] = value
     return meta
+
+
+def utc_now() -> str:
+    """The current UTC time in the FITS ``DATE`` format ``YYYY-MM-DDThh:mm:ss``."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _json_default(obj: Any) -> Any:
@@ -186,3 +212,285 @@ def fits_header_cards(meta: Mapping[str, Any]) -> list[fits.Card]:
             continue
         cards.append(fitting_card(key, header_value, _COMMENTS.get(key, "")))
     return cards
+
+
+#: keys of the model record (`LoadedModel.provenance`, `Predictor.provenance`) kept as fields
+_MODEL_FIELDS = (
+    "model_name",
+    "model_path",
+    "architecture",
+    "weights_sha256",
+    "preprocess",
+    "prototype_alpha",
+    "engine",
+    "class_names",
+    "zero_shot_classes",
+    "zero_shot_classes_sha256",
+)
+_SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def _loads(value: Any) -> Any:
+    """``value`` parsed when it is JSON text (or bytes), else as it is; None if unparsable."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
+
+
+def _text(value: Any) -> str | None:
+    """A provenance value as stripped text (a sha256 in lower case), or None."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if _SHA256_RE.fullmatch(text):
+        return text.lower()
+    return text or None
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What produced a catalog: package, model, preprocessing, command and inputs.
+
+    Built once per run (`from_model`), written by every catalog format through
+    `to_meta`, and read back from any of them by `from_meta`.
+
+    Attributes
+    ----------
+    package_version, date : str
+        galaxalign-astro version and the UTC time of the run (FITS ``DATE`` format).
+    model_name, model_path, architecture, weights_sha256 : str or None
+        The model: its name, the directory it was loaded from, its open_clip
+        architecture and the SHA-256 of its weights file.
+    preprocess : dict or None
+        Its `~galaxalign_astro.preprocess.PreprocessConfig` as a dict: what turned
+        the cutouts into model inputs.
+    prototype_alpha : float or None
+        Mix of text and symbol class prototypes.
+    engine : str or None
+        Image-tower inference engine (``torch`` or ``onnx``).
+    class_names : list of str or None
+        Classes in the order of the probability columns.
+    zero_shot_classes, zero_shot_classes_sha256 : str or None
+        The class list of a zero-shot head, when one replaced the model's classes.
+    command : str or None
+        The command line (or API call) that produced the catalog.
+    step : str or None
+        Which step wrote it (``classify``, ``annotate``, ``annotate-hats``,
+        ``search``, ``evaluate``); its ``settings`` are stored under this name.
+    settings : dict
+        The step's parameters (annotate options, the search query...).
+    input : str or None
+        The input catalog or folder.
+    survey : str or None
+        The survey cutouts were fetched from.
+    extra : dict
+        Other entries of the record (kept on a round trip).
+    """
+
+    package_version: str = __version__
+    date: str = field(default_factory=utc_now)
+    model_name: str | None = None
+    model_path: str | None = None
+    architecture: str | None = None
+    weights_sha256: str | None = None
+    preprocess: dict[str, Any] | None = None
+    prototype_alpha: float | None = None
+    engine: str | None = None
+    class_names: list[str] | None = None
+    zero_shot_classes: str | None = None
+    zero_shot_classes_sha256: str | None = None
+    command: str | None = None
+    step: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    input: str | None = None
+    survey: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.weights_sha256 is not None:  # one spelling of a hash
+            object.__setattr__(self, "weights_sha256", _text(self.weights_sha256))
+
+    @classmethod
+    def from_model(
+        cls,
+        model: Any,
+        *,
+        step: str | None = None,
+        command: str | None = None,
+        input: str | None = None,
+        survey: str | None = None,
+        settings: Mapping[str, Any] | None = None,
+        date: str | None = None,
+        **extra: Any,
+    ) -> Provenance:
+        """The provenance of a run of ``model``.
+
+        Parameters
+        ----------
+        model : object with a ``provenance()`` method, or mapping
+            The loaded model or predictor (its ``provenance()`` record: name, path,
+            architecture, weights hash, preprocessing, engine, classes), or that
+            record itself.
+        step, command, input, survey, settings
+            See the class attributes.
+        date : str, optional
+            The run's start (a resumed run keeps its first start); default now.
+        **extra
+            Further entries of the record (e.g. ``renamed_columns``).
+        """
+        record = dict(model.provenance() if hasattr(model, "provenance") else model)
+        fields = {name: record.pop(name) for name in _MODEL_FIELDS if name in record}
+        record.pop("package_version", None)
+        record.pop("date", None)
+        if fields.get("class_names") is not None:
+            fields["class_names"] = [str(n) for n in fields["class_names"]]
+        return cls(
+            date=date or utc_now(),
+            step=step,
+            command=command,
+            input=input,
+            survey=survey,
+            settings=dict(settings or {}),
+            extra={**record, **extra},
+            **fields,
+        )
+
+    def replace(self, **changes: Any) -> Provenance:
+        """A copy with ``changes`` applied (`dataclasses.replace`)."""
+        return dataclasses.replace(self, **changes)
+
+    # -- writing --------------------------------------------------------------------
+
+    def record(self) -> dict[str, Any]:
+        """The full record, as JSON-ready values (``meta['galaxalign']`` of a catalog)."""
+        out: dict[str, Any] = {"package_version": self.package_version}
+        for name in _MODEL_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        out["date"] = self.date
+        for name in ("command", "input", "survey"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        if self.step is not None and self.settings:
+            out[self.step] = dict(self.settings)
+        out.update(self.extra)
+        return out
+
+    def header(self) -> dict[str, Any]:
+        """The standard header keys (``GAVERSN``, ``CREATOR``, ``DATE``, ``MODEL``...)."""
+        preprocess = self.preprocess or {}
+        bands = preprocess.get("bands")
+        return provenance_meta(
+            version=self.package_version,
+            creator=f"galaxalign-astro {self.package_version}",
+            date=self.date,
+            model=self.model_name,
+            weights_sha256=self.weights_sha256,
+            engine=self.engine,
+            preprocessing=self.preprocess,
+            stretch=preprocess.get("stretch"),
+            bands="".join(bands) if bands else None,
+            survey=self.survey,
+            input=self.input,
+            command=self.command,
+        )
+
+    def to_meta(self, base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Table metadata holding this provenance: ``base`` (e.g. an input catalog's
+        metadata), then the header keys, then the record under ``galaxalign``.
+
+        This is what `~galaxalign_astro.catalog.open_writer` and astropy's writers
+        take; each format stores it in its native place (see the module docstring).
+        """
+        meta = dict(base or {})
+        meta.update(self.header())
+        meta["galaxalign"] = self.record()
+        return meta
+
+    def fits_cards(self) -> list[fits.Card]:
+        """The FITS header cards of this provenance (standard 8-character keys)."""
+        return fits_header_cards(self.header())
+
+    def hdf5_attrs(self) -> dict[str, Any]:
+        """HDF5 attributes: the header keys, and the record as JSON under ``galaxalign``."""
+        return {**self.header(), "galaxalign": json_text(self.record())}
+
+    def arrow_metadata(self) -> dict[bytes, bytes]:
+        """Arrow schema metadata: the whole table metadata as JSON under ``galaxalign``."""
+        return {b"galaxalign": json_text(self.to_meta()).encode()}
+
+    # -- reading --------------------------------------------------------------------
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[Any, Any] | None) -> Provenance:
+        """Read the provenance back from a catalog's metadata, in any format's form.
+
+        Parameters
+        ----------
+        meta : mapping or None
+            ``table.meta`` of a catalog read by astropy (FITS, HDF5, Parquet, ECSV),
+            a FITS header, HDF5 attributes, a Parquet schema's metadata (bytes keys),
+            or a bare record.
+
+        Returns
+        -------
+        Provenance
+            Fields the metadata does not hold are None (or empty).
+        """
+        meta = {
+            (k.decode() if isinstance(k, bytes) else str(k)): v for k, v in (meta or {}).items()
+        }
+        info = _loads(meta.get("galaxalign"))
+        info = dict(info) if isinstance(info, Mapping) else {}
+        if isinstance(info.get("galaxalign"), Mapping):  # the Arrow form: the whole meta
+            meta = {**meta, **info}
+            info = dict(info["galaxalign"])
+        if not info and "model_name" in meta:  # a bare record
+            info = dict(meta)
+        upper = {k.upper(): v for k, v in meta.items()}
+        preprocess = _loads(info.get("preprocess", upper.get("PREPROC")))
+        names = info.get("class_names")
+        alpha = info.get("prototype_alpha")
+        fields: dict[str, Any] = {
+            "model_name": _text(info.get("model_name", upper.get("MODEL"))),
+            "model_path": _text(info.get("model_path")),
+            "architecture": _text(info.get("architecture")),
+            "weights_sha256": _text(info.get("weights_sha256", upper.get("WSHA256"))),
+            "preprocess": dict(preprocess) if isinstance(preprocess, Mapping) else None,
+            "prototype_alpha": float(alpha) if isinstance(alpha, int | float) else None,
+            "engine": _text(info.get("engine", upper.get("ENGINE"))),
+            "class_names": [str(n) for n in names] if isinstance(names, list | tuple) else None,
+            "zero_shot_classes": _text(info.get("zero_shot_classes")),
+            "zero_shot_classes_sha256": _text(info.get("zero_shot_classes_sha256")),
+            "command": _text(info.get("command", upper.get("COMMAND"))),
+            "input": _text(info.get("input", upper.get("INPUT"))),
+            "survey": _text(info.get("survey", upper.get("SURVEY"))),
+        }
+        version = _text(info.get("package_version", upper.get("GAVERSN")))
+        date = _text(info.get("date", upper.get("DATE")))
+        known = set(fields) | {"package_version", "date"}
+        step = next(
+            (k for k in _STEPS if isinstance(info.get(k), Mapping)),
+            None,
+        )
+        if step is not None:
+            known.add(step)
+        return cls(
+            package_version=version or "",
+            date=date or "",
+            step=step,
+            settings=dict(info[step]) if step is not None else {},
+            extra={k: v for k, v in info.items() if k not in known},
+            **fields,
+        )
+
+
+#: steps whose settings a record keeps under their name
+_STEPS = ("classify", "annotate", "annotate-hats", "search", "index", "evaluate")

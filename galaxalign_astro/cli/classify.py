@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 
 import click
@@ -86,6 +87,7 @@ def command(
         classes=classes,
         recursive=recursive,
         engine=engine,
+        command=shlex.join(["galaxalign-astro", "classify", *sys.argv[2:]]),
     )
     if not quiet:
         rate = summary.n_total / summary.seconds if summary.seconds else float("nan")

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
+from ..catalog import Provenance
 from ..errors import OutputExistsError
 from .hierarchy import hierarchical_metrics
 from .metrics import classification_metrics, retrieval_metrics
@@ -230,7 +231,7 @@ def evaluate_model(
             "package_version": __version__,
             "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "seconds": round(time.perf_counter() - start, 3),
-            "model": loaded.provenance(),
+            "model": Provenance.from_model(loaded, step="evaluate").record(),
             "data": _data_record(data, names),
             "train_data": train_record,
             "class_names": list(names),

@@ -379,21 +379,20 @@ def classify(
     return table
 
 
-def _meta(predictor: Predictor) -> dict[str, Any]:
-    """Catalog metadata: the standard provenance header keys (as annotate writes them:
-    MODEL, WSHA256, PREPROC, STRETCH, BANDS, GAVERSN, DATE) and the full record."""
-    from ..catalog import provenance_meta
+def _provenance(predictor: Predictor, *, command: str | None = None):
+    """The catalog's `~galaxalign_astro.catalog.Provenance` (the engine is settled first,
+    so the record names the one that runs)."""
+    from ..catalog import Provenance
 
-    loaded, config = predictor.loaded, predictor.config
-    meta = provenance_meta(
-        model=loaded.spec.name,
-        weights_sha256=loaded.weights_sha256,
-        engine=predictor.ready(),
-        preprocessing=config.to_dict(),
-        stretch=config.stretch,
-        bands="".join(config.bands),
-    )
-    meta.update({"galaxalign": predictor.provenance(), "package_version": __version__})
+    predictor.ready()
+    return Provenance.from_model(predictor, step="classify", command=command)
+
+
+def _meta(predictor: Predictor, *, command: str | None = None) -> dict[str, Any]:
+    """Catalog metadata: the standard provenance header keys (GAVERSN, CREATOR, DATE,
+    MODEL, WSHA256, ENGINE, PREPROC, STRETCH, BANDS) and the full record."""
+    meta = _provenance(predictor, command=command).to_meta()
+    meta["package_version"] = __version__
     return meta
 
 
@@ -411,13 +410,15 @@ def classify_to_file(
     classes: Any = None,
     recursive: bool = False,
     engine: str = "auto",
+    command: str | None = None,
 ) -> ClassifySummary:
     """Classify cutout files and stream the rows to ``output`` (format from its suffix).
 
     The output is written atomically and an existing one is never replaced unless
     ``overwrite``; that check, the one of the output suffix (an
     `~galaxalign_astro.errors.UnsupportedFormatError`) and the expansion of
-    ``paths`` (as in `classify`) happen before the model is loaded.
+    ``paths`` (as in `classify`) happen before the model is loaded. ``command`` (the
+    command line) goes into the catalog's provenance.
     """
     from ..catalog import open_writer, output_format
     from ..catalog.base import check_output_path
@@ -441,7 +442,9 @@ def classify_to_file(
     failures: list[tuple[str, str]] = []
     counts: dict[str, int] = {}
     n_ok = 0
-    with open_writer(output, specs, meta=_meta(predictor), overwrite=overwrite) as writer:
+    with open_writer(
+        output, specs, meta=_meta(predictor, command=command), overwrite=overwrite
+    ) as writer:
         for chunk in iter_classify(
             dataset,
             predictor,
@@ -527,5 +530,5 @@ def add_morphology_columns(
         table[spec.name] = values
         table[spec.name].unit = spec.unit
         table[spec.name].description = spec.description
-    table.meta.setdefault("galaxalign", predictor.provenance())
+    table.meta.setdefault("galaxalign", _provenance(predictor).record())
     return table

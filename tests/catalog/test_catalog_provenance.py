@@ -21,8 +21,9 @@ def test_provenance_meta_keys():
         bands="grz",
         stretch=None,
     )
-    assert list(meta) == ["GAVERSN", "DATE", "MODEL", "WSHA256", "PREPROC", "BANDS"]
+    assert list(meta) == ["GAVERSN", "CREATOR", "DATE", "MODEL", "WSHA256", "PREPROC", "BANDS"]
     assert meta["GAVERSN"] == __version__
+    assert meta["CREATOR"] == f"galaxalign-astro {__version__}"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", meta["DATE"])
     assert meta["PREPROC"] == {"size": 224}
     assert provenance_meta(date="2024-01-02T03:04:05")["DATE"] == "2024-01-02T03:04:05"

@@ -23,6 +23,7 @@ __all__ = [
     "get_tokenizer",
     "list_architectures",
     "pretrained_tags",
+    "warm_start_state",
 ]
 
 log = logging.getLogger(__name__)
@@ -238,3 +239,48 @@ def create_model(
     if symbol_tower == "separate":
         model.split_symbol_tower()
     return model
+
+
+def _without_image_size(config: dict[str, Any]) -> dict[str, Any]:
+    vision = {k: v for k, v in config.get("vision_cfg", {}).items() if k != "image_size"}
+    return {**config, "vision_cfg": vision}
+
+
+def warm_start_state(
+    source_config: dict[str, Any], state: dict[str, Any], target: Any
+) -> dict[str, Any]:
+    """The open_clip ``state`` of one model made loadable into the ``target`` model.
+
+    The two architectures must be the same but for the image size (ours: a model
+    trained at one input size continues at another). The ViT position embeddings
+    are then interpolated to the target's patch grid with open_clip's
+    ``resize_pos_embed`` (bicubic), the way open_clip loads a checkpoint at a new
+    resolution.
+
+    Parameters
+    ----------
+    source_config : dict
+        Architecture config of the model ``state`` comes from.
+    state : dict
+        Its ``clip.state_dict()``; not changed.
+    target : GalaxAlignModel
+        The model to load into (its ``config`` and ``clip``).
+
+    Returns
+    -------
+    dict
+        The state to pass to ``target.clip.load_state_dict``.
+
+    Raises
+    ------
+    ValueError
+        When the architectures differ in anything but the image size.
+    """
+    if _without_image_size(source_config) != _without_image_size(target.config):
+        msg = "the architectures differ in more than the image size; a warm start cannot map them"
+        raise ValueError(msg)
+    from open_clip.model import resize_pos_embed
+
+    state = dict(state)
+    resize_pos_embed(state, target.clip)
+    return state

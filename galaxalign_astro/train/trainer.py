@@ -238,15 +238,25 @@ class Trainer:
     def _initialise_from(self, source: str) -> None:
         """Start from the image and text towers of a saved model (ours: warm start)."""
         from ..models.checkpoint import load_model
+        from ..models.factory import warm_start_state
 
         loaded = load_model(source, device="cpu")
-        if loaded.spec.architecture != self.config.architecture:
-            msg = (
-                f"init_from {source}: architecture {loaded.spec.architecture}, but the run "
-                f"trains {self.config.architecture}"
-            )
-            raise ValueError(msg)
         state = {k: v.float() for k, v in loaded.model.clip.state_dict().items()}
+        if loaded.spec.architecture != self.config.architecture:
+            try:  # the same towers at another input size (position embeddings interpolated)
+                state = warm_start_state(loaded.model.config, state, self.model)
+            except ValueError as exc:
+                msg = (
+                    f"init_from {source}: architecture {loaded.spec.architecture}, but the run "
+                    f"trains {self.config.architecture} ({exc})"
+                )
+                raise ValueError(msg) from None
+            log.info(
+                "%s: position embeddings interpolated from %s to %s",
+                source,
+                loaded.spec.architecture,
+                self.config.architecture,
+            )
         self.model.clip.load_state_dict(state)
         self.model.to(self.device)
         log.info("image and text towers initialised from %s", source)

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from galaxalign_astro.models.checkpoint import load_model
-from galaxalign_astro.models.factory import create_clip
+from galaxalign_astro.models.factory import create_clip, create_model
 
 RANDOM = "random initialisation (no pretrained weights)"
 
@@ -71,3 +71,52 @@ def test_hub_probe_gives_up_on_a_resolver_that_hangs(monkeypatch):
     assert hub_reachable("huggingface.co", timeout=0.5) is False
     assert time.perf_counter() - t0 < 1.5
     release.set()
+
+
+def test_warm_start_interpolates_position_embeddings_to_a_new_input_size():
+    import copy
+
+    import torch
+
+    from galaxalign_astro.models.factory import architecture_config, warm_start_state
+
+    small = architecture_config("gxa-micro")
+    large = copy.deepcopy(small)
+    large["vision_cfg"]["image_size"] = 48  # a 6 x 6 patch grid instead of 4 x 4
+    torch.manual_seed(0)
+    source = create_model("gxa-micro", config=small)
+    target = create_model("gxa-micro", config=large)
+    state = source.clip.state_dict()
+    moved = warm_start_state(small, state, target)
+    assert moved["visual.positional_embedding"].shape == (1 + 36, 64)
+    assert state["visual.positional_embedding"].shape == (1 + 16, 64)  # the source is kept
+    target.clip.load_state_dict(moved)
+    # every other weight is carried over as it is
+    same = [k for k in state if k != "visual.positional_embedding"]
+    assert all(torch.equal(target.clip.state_dict()[k], state[k]) for k in same)
+    # the class token's embedding is kept, the grid interpolated (a constant grid stays)
+    assert torch.equal(
+        moved["visual.positional_embedding"][0], state["visual.positional_embedding"][0]
+    )
+    flat = {**state, "visual.positional_embedding": torch.ones(17, 64)}
+    assert torch.allclose(
+        warm_start_state(small, flat, target)["visual.positional_embedding"],
+        torch.ones(37, 64),
+        atol=1e-5,
+    )
+    images = torch.zeros(2, 3, 48, 48)
+    assert target.clip.encode_image(images).shape == (2, 32)
+
+
+def test_warm_start_refuses_a_different_architecture():
+    import copy
+
+    from galaxalign_astro.models.factory import architecture_config, warm_start_state
+
+    small = architecture_config("gxa-micro")
+    wider = copy.deepcopy(small)
+    wider["vision_cfg"]["layers"] = 2
+    source = create_model("gxa-micro", config=small)
+    target = create_model("gxa-micro", config=wider)
+    with pytest.raises(ValueError, match="more than the image size"):
+        warm_start_state(small, source.clip.state_dict(), target)

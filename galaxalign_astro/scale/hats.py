@@ -238,7 +238,7 @@ def _dask_context(scheduler: Any, dask_workers: int | None) -> Iterator[None]:
         with dask.config.set(scheduler="synchronous"):
             yield
         return
-    from ..annotate.cluster import dask_client
+    from .cluster import dask_client
 
     with (
         dask_client(scheduler, n_workers=dask_workers) as client,
@@ -344,8 +344,8 @@ def annotate_hats(
     ValueError
         Bad options or columns, or a resume whose input, model or settings differ.
     """
-    from ..annotate.workers import model_key, worker_predictor
     from .plugin import annotate_partition, annotation_meta
+    from .workers import model_key, worker_predictor
 
     t0 = time.perf_counter()
     input, output = Path(input), Path(output)

@@ -73,7 +73,7 @@ def annotation_specs(
     `~galaxalign_astro.scale.worker_predictor`).
     """
     from ..annotate.columns import annotation_columns
-    from ..annotate.workers import worker_predictor
+    from .workers import worker_predictor
 
     predictor = worker_predictor(model, device=device, classes=classes)
     config = predictor.config
@@ -332,7 +332,7 @@ def annotate_partition(
     from astropy.table import Table
 
     from ..annotate import annotate
-    from ..annotate.workers import worker_predictor
+    from .workers import worker_predictor
 
     fields = {f for _, f, _, _ in string.Formatter().parse(pattern) if f is not None}
     if cutouts_dir is not None and "row" in fields:

@@ -178,41 +178,6 @@ def _store_chunk(
     work.write_part(index, arrays)
 
 
-def _check_resumable(manifest: dict[str, Any], wanted: dict[str, Any], work: Path) -> None:
-    """Refuse to resume when the input, model or settings differ from the earlier run."""
-    problems = []
-    old_in, new_in = manifest.get("input", {}), wanted["input"]
-    if old_in.get("path") != new_in["path"]:
-        problems.append(f"the input was {old_in.get('path')}, now {new_in['path']}")
-    elif not old_in.get("sha256"):
-        problems.append(
-            f"the interrupted run recorded no content SHA-256 of its input {new_in['path']} "
-            "(an earlier version of galaxalign-astro), so it cannot be checked unchanged"
-        )
-    elif old_in["sha256"] != new_in["sha256"]:
-        # the content decides: size and modification time can be restored (cp -p, rsync -t)
-        problems.append(
-            f"the input file {new_in['path']} changed since the interrupted run (content "
-            f"SHA-256 {old_in['sha256'][:12]}... -> {new_in['sha256'][:12]}...)"
-        )
-    if manifest.get("model", {}).get("weights_sha256") != wanted["model"]["weights_sha256"]:
-        problems.append(
-            f"the model differs (weights sha256 {manifest.get('model', {}).get('weights_sha256')}"
-            f" -> {wanted['model']['weights_sha256']})"
-        )
-    if manifest.get("settings_sha256") != wanted["settings_sha256"]:
-        old, new = manifest.get("settings", {}), wanted["settings"]
-        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        detail = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
-        problems.append(f"settings differ ({detail or 'unknown'})")
-    if problems:
-        msg = (
-            f"cannot resume from {work}: " + "; ".join(problems) + ". Run again with "
-            "restart=True (--restart) to discard the unfinished run."
-        )
-        raise ValueError(msg)
-
-
 def _holding_output_lock(func: Callable[_P, _R]) -> Callable[_P, _R]:
     """Run `annotate_file` holding the writer lock of its output (`WorkDir.lock`).
 
@@ -361,7 +326,7 @@ def annotate_file(
     from ..utils import file_sha256
     from .hdf5 import ColumnsHdf5Writer
     from .reader import open_catalog
-    from .workdir import MANIFEST_VERSION, WorkDir, settings_digest
+    from .workdir import MANIFEST_VERSION, WorkDir, check_resumable, settings_digest
 
     t0 = time.perf_counter()
     input, output = Path(input), Path(output)
@@ -478,7 +443,7 @@ def annotate_file(
             "merging": False,
         }
         if resuming:
-            _check_resumable(old_manifest, manifest, work.path)
+            check_resumable(old_manifest, manifest, work.path)
             manifest["started"] = old_manifest.get("started", manifest["started"])
             manifest["overwrite"] = opts.overwrite or old_manifest.get("overwrite", False)
             manifest["merging"] = old_manifest.get("merging", False)

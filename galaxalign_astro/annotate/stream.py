@@ -25,11 +25,11 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -112,21 +112,17 @@ class AnnotateSummary:
         return done / self.seconds if self.seconds > 0 else float("nan")
 
 
-class ClusterRunner(Protocol):
-    """Classifies the chunks of `annotate_file` on a cluster, storing each as it finishes.
-
-    Called with the chunks still to do (``(chunk index, rows)``) and keyword
-    arguments: ``scheduler``, ``dask_workers`` (as given to `annotate_file`),
-    ``source`` (this process's cutout source, whose ``counts`` it adds to),
-    ``source_options`` (`CutoutSpec` fields with absolute paths, to build the source
-    where the chunk runs), ``coords`` (RA and Dec column names), ``annotator`` (the
-    `~galaxalign_astro.annotate.engine.Annotator` of this run), ``device``,
-    ``chunk_size``, ``store`` (call ``store(index, rows, added columns)`` for each
-    finished chunk) and ``bar`` (a progress bar to ``update(n_rows)``).
-    `galaxalign_astro.scale.run_on_cluster` is the Dask one.
-    """
-
-    def __call__(self, chunks: Iterable[tuple[int, Any]], **kwargs: Any) -> None: ...
+#: Classifies the chunks of `annotate_file` on a cluster, storing each as it finishes.
+#: Called with the chunks still to do (``(chunk index, rows)``) and keyword arguments:
+#: ``scheduler``, ``dask_workers`` (as given to `annotate_file`), ``source`` (this
+#: process's cutout source, whose ``counts`` it adds to), ``source_options``
+#: (`CutoutSpec` fields with absolute paths, to build the source where the chunk
+#: runs), ``coords`` (RA and Dec column names), ``annotator`` (the
+#: `~galaxalign_astro.annotate.engine.Annotator` of this run), ``device``,
+#: ``chunk_size``, ``store`` (call ``store(index, rows, added columns)`` for each
+#: finished chunk) and ``bar`` (a progress bar to ``update(n_rows)``).
+#: `galaxalign_astro.scale.run_on_cluster` is the Dask one.
+ClusterRunner = Callable[..., None]
 
 
 _RUNNERS: list[ClusterRunner] = []

@@ -18,14 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .engine import (
-    Annotator,
-    catalog_radec,
-    coord_columns,
-    cutout_source,
-    predictor_for,
-    progress_bar,
-)
+from . import engine
 from .params import AnnotateOptions, CutoutSpec, settings_from_keywords
 
 __all__ = ["annotate"]
@@ -137,10 +130,12 @@ def annotate(
     images = spec.images
     _check_images(table, images)
     positions, opts = _positions(table, opts, coords)
-    predictor = predictor_for(opts.model, opts.device, opts.classes)
-    found = coord_columns(positions, opts.ra_col, opts.dec_col, required=spec.fetch is not None)
+    predictor = engine.predictor_for(opts.model, opts.device, opts.classes)
+    found = engine.coord_columns(
+        positions, opts.ra_col, opts.dec_col, required=spec.fetch is not None
+    )
     with tempfile.TemporaryDirectory(prefix="galaxalign-annotate-") as tmp:
-        cutouts = cutout_source(
+        cutouts = engine.cutout_source(
             spec.replace(fetch_dir=spec.fetch_dir or tmp) if spec.fetch is not None else spec,
             coords=found,
             preprocess=predictor.config,
@@ -150,7 +145,7 @@ def annotate(
         workers = opts.workers
         if spec.fetch is not None and workers is None:
             workers = 0
-        annotator = Annotator(
+        annotator = engine.Annotator(
             predictor,
             prefix=opts.prefix,
             embeddings=opts.embeddings,
@@ -170,10 +165,10 @@ def annotate(
 
         parts = []
         chunk_size = opts.chunk_size
-        with progress_bar(len(table), 0, opts.progress) as bar:
+        with engine.progress_bar(len(table), 0, opts.progress) as bar:
             for start in range(0, len(table), chunk_size):
                 block = positions[start : start + chunk_size]
-                radec = catalog_radec(block, found)
+                radec = engine.catalog_radec(block, found)
                 if arrays is None:
                     assert cutouts is not None
                     paths, errors = cutouts.resolve(block, start)

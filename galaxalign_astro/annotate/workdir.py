@@ -42,7 +42,7 @@ import numpy as np
 
 from ..catalog.locks import LockFile, exclusive_lock
 
-__all__ = ["MANIFEST_VERSION", "WorkDir", "settings_digest"]
+__all__ = ["MANIFEST_VERSION", "WorkDir", "check_resumable", "settings_digest"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,41 @@ def settings_digest(settings: Mapping[str, Any]) -> str:
     """SHA-256 of the canonical JSON of ``settings``."""
     text = json.dumps(settings, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_resumable(manifest: dict[str, Any], wanted: dict[str, Any], work: Path) -> None:
+    """Refuse to resume when the input, model or settings differ from the earlier run."""
+    problems = []
+    old_in, new_in = manifest.get("input", {}), wanted["input"]
+    if old_in.get("path") != new_in["path"]:
+        problems.append(f"the input was {old_in.get('path')}, now {new_in['path']}")
+    elif not old_in.get("sha256"):
+        problems.append(
+            f"the interrupted run recorded no content SHA-256 of its input {new_in['path']} "
+            "(an earlier version of galaxalign-astro), so it cannot be checked unchanged"
+        )
+    elif old_in["sha256"] != new_in["sha256"]:
+        # the content decides: size and modification time can be restored (cp -p, rsync -t)
+        problems.append(
+            f"the input file {new_in['path']} changed since the interrupted run (content "
+            f"SHA-256 {old_in['sha256'][:12]}... -> {new_in['sha256'][:12]}...)"
+        )
+    if manifest.get("model", {}).get("weights_sha256") != wanted["model"]["weights_sha256"]:
+        problems.append(
+            f"the model differs (weights sha256 {manifest.get('model', {}).get('weights_sha256')}"
+            f" -> {wanted['model']['weights_sha256']})"
+        )
+    if manifest.get("settings_sha256") != wanted["settings_sha256"]:
+        old, new = manifest.get("settings", {}), wanted["settings"]
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        detail = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
+        problems.append(f"settings differ ({detail or 'unknown'})")
+    if problems:
+        msg = (
+            f"cannot resume from {work}: " + "; ".join(problems) + ". Run again with "
+            "restart=True (--restart) to discard the unfinished run."
+        )
+        raise ValueError(msg)
 
 
 def _atomic_write(path: Path, write) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import sys
 from pathlib import Path
@@ -139,8 +140,7 @@ def command(**params: Any) -> None:
     status=error. Exit status: 0 all rows classified, 3 some rows failed, 1 fatal
     error, 2 usage error.
     """
-    from ..annotate import annotate_file, load_recipe
-    from ..annotate.run import AnnotateSummary
+    from ..annotate import AnnotateOptions, AnnotateSummary, CutoutSpec, annotate_file, load_recipe
 
     ctx = click.get_current_context()
     quiet = bool(ctx.meta.get("galaxalign.quiet", False))
@@ -164,15 +164,11 @@ def command(**params: Any) -> None:
     if fetch_options:
         kwargs["fetch_options"] = {**kwargs.get("fetch_options", {}), **fetch_options}
     sources = [k for k in ("path_col", "cutouts_dir", "fetch") if params[k] is not None]
-    if len(sources) > 1:
-        raise click.UsageError("give one of --path-col, --cutouts and --fetch")
     if sources:  # a source on the command line replaces the recipe's
         for key in ("path_col", "cutouts_dir", "fetch"):
             kwargs.pop(key, None)
         if params["fetch"] is None:
             kwargs.pop("fetch_options", None)
-    elif recipe is None:
-        raise click.UsageError("give one of --path-col, --cutouts and --fetch")
     for key in (
         "input_format",
         "hdf5_path",
@@ -207,7 +203,21 @@ def command(**params: Any) -> None:
 
     kwargs["progress"] = not quiet and sys.stderr.isatty()
     kwargs["command"] = shlex.join(["galaxalign-astro", "annotate", *sys.argv[2:]])
-    summary: AnnotateSummary = annotate_file(**kwargs)
+    cutout_fields = {f.name for f in dataclasses.fields(CutoutSpec)}
+    try:
+        source = CutoutSpec(**{k: kwargs.pop(k) for k in cutout_fields & set(kwargs)})
+    except ValueError:
+        if recipe is None or len(sources) > 1:
+            raise click.UsageError("give one of --path-col, --cutouts and --fetch") from None
+        raise
+    option_fields = {f.name for f in dataclasses.fields(AnnotateOptions)}
+    options = AnnotateOptions(**{k: kwargs.pop(k) for k in option_fields & set(kwargs)})
+    runner: Any = None
+    if options.on_cluster:
+        from ..scale import run_on_cluster as runner
+    summary: AnnotateSummary = annotate_file(
+        kwargs.pop("input"), kwargs.pop("output"), source, options, runner=runner, **kwargs
+    )
     if not quiet:
         resumed = (
             f", {summary.rows_resumed} from the interrupted run" if summary.rows_resumed else ""

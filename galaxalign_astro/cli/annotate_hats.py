@@ -101,6 +101,7 @@ def command(**params: Any) -> None:
     with --resume, skipping finished partitions. Exit status: 0 all rows
     classified, 3 some rows failed, 1 fatal error, 2 usage error.
     """
+    from ..annotate import AnnotateOptions, CutoutSpec
     from ..scale.hats import annotate_hats
 
     ctx = click.get_current_context()
@@ -109,40 +110,46 @@ def command(**params: Any) -> None:
     if fetch_options and params["fetch"] is None:
         given = ", ".join("--" + key.replace("_", "-") for key in sorted(fetch_options))
         raise click.UsageError(f"{given} only apply with --fetch")
-    sources = [k for k in ("images", "path_col", "cutouts_dir", "fetch") if params[k] is not None]
-    if len(sources) != 1:
-        raise click.UsageError("give one of --images, --path-col, --cutouts and --fetch")
+    try:
+        source = CutoutSpec(
+            images=params["images"],
+            bands=params["image_bands"],
+            path_col=params["path_col"],
+            base_dir=params["base_dir"],
+            cutouts_dir=params["cutouts_dir"],
+            id_col=params["id_col"],
+            pattern=params["pattern"],
+            fetch=params["fetch"],
+            fetch_options=fetch_options or None,
+            fetch_dir=params["fetch_dir"],
+        )
+    except ValueError:
+        raise click.UsageError("give one of --images, --path-col, --cutouts and --fetch") from None
     if params["scheduler"] is not None and params["dask_workers"] is not None:
         raise click.UsageError("--scheduler and --dask-workers exclude each other")
     if params["resume"] and params["overwrite"]:
         raise click.UsageError("--resume and --overwrite exclude each other")
-    summary = annotate_hats(
-        params["input"],
-        params["output"],
+    options = AnnotateOptions(
         model=params["model"],
         classes=params["classes"],
-        images=params["images"],
-        image_shape=_shape(params["image_shape"]),
-        bands=params["image_bands"],
-        path_col=params["path_col"],
-        base_dir=params["base_dir"],
-        cutouts_dir=params["cutouts_dir"],
-        id_col=params["id_col"],
-        pattern=params["pattern"],
-        fetch=params["fetch"],
-        fetch_options=fetch_options or None,
-        fetch_dir=params["fetch_dir"],
         prefix=params["prefix"],
         embeddings=params["embeddings"],
         batch_size=params["batch_size"],
         device=params["device"],
         scheduler=params["scheduler"],
         dask_workers=params["dask_workers"],
-        catalog_name=params["catalog_name"],
         resume=params["resume"],
         overwrite=params["overwrite"],
         progress=not quiet and sys.stderr.isatty(),
         command=shlex.join(["galaxalign-astro", "annotate-hats", *sys.argv[2:]]),
+    )
+    summary = annotate_hats(
+        params["input"],
+        params["output"],
+        source,
+        options,
+        image_shape=_shape(params["image_shape"]),
+        catalog_name=params["catalog_name"],
     )
     if not quiet:
         resumed = (

@@ -477,7 +477,8 @@ def classify_to_file(
 def add_morphology_columns(
     table,
     *,
-    images: str,
+    path_col: str | None = None,
+    images: str | None = None,
     model: Any = "default",
     bands: Sequence[str] | None = None,
     prefix: str = "",
@@ -489,15 +490,51 @@ def add_morphology_columns(
 ):
     """Add the model's columns to an astropy ``table`` in place and return it.
 
+    .. deprecated::
+        Use ``galaxalign_astro.annotate.annotate(table, inplace=True, ...)``, the
+        one Table API (cutouts from ``path_col``, ``images``, a directory or a
+        survey; columns with ``prefix='gxa_'`` by default, status and message
+        included); ``annotate(table, ...)`` without ``inplace`` returns a copy.
+
     Parameters
     ----------
     table : astropy.table.Table
+    path_col : str
+        Name of the column of cutout file paths (relative to ``base_dir``).
     images : str
-        Name of the column holding the cutouts: file paths (relative to
-        ``base_dir``), or image arrays (N, bands, H, W) with band names ``bands``.
+        Name of the column of image arrays (N, bands, H, W) with band names
+        ``bands``. File paths here are deprecated: use ``path_col``.
     prefix : str
         Prepended to the new column names; a name already in the table is an error.
+
+    Raises
+    ------
+    TypeError
+        Not exactly one of ``path_col`` and ``images``.
+    ValueError
+        A missing column, or a column the model would add is already in ``table``.
     """
+    import warnings
+
+    warnings.warn(
+        "add_morphology_columns is deprecated; use "
+        "galaxalign_astro.annotate.annotate(table, inplace=True, ...) instead",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    if (path_col is None) == (images is None):
+        msg = "add_morphology_columns takes one of path_col (file paths) and images (arrays)"
+        raise TypeError(msg)
+    if images is not None and images in table.colnames:
+        column = table[images]
+        if column.dtype.kind in "US" or (column.dtype == object and isinstance(column[0], str)):
+            warnings.warn(
+                f"images= with file paths is deprecated; use path_col={images!r}",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            path_col, images = images, None
+    name = path_col if path_col is not None else images
     from .columns import model_columns
     from .dataset import ArrayCutouts, CutoutFiles, PreparedDataset
 
@@ -509,11 +546,11 @@ def add_morphology_columns(
     if clash:
         msg = f"table already has column(s) {', '.join(clash)}; pass prefix= to add them"
         raise ValueError(msg)
-    if images not in table.colnames:
-        msg = f"table has no column {images!r} with cutouts"
+    if name not in table.colnames:
+        msg = f"table has no column {name!r} with cutouts"
         raise ValueError(msg)
-    column = table[images]
-    if column.dtype.kind in "US" or (column.dtype == object and isinstance(column[0], str)):
+    column = table[name]
+    if path_col is not None:
         base = os.fspath(base_dir) if base_dir is not None else ""
         paths = [str(p) if os.path.isabs(str(p)) else os.path.join(base, str(p)) for p in column]
         dataset: PreparedDataset = CutoutFiles(paths, predictor.config)

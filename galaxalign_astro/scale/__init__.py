@@ -4,15 +4,21 @@
 (``catalog.map_partitions(annotate_partition, ...)``); `galaxalign_astro.scale.hats`
 annotates a HATS catalog into a new one, resumable per partition, and indexes its
 embeddings for similarity search one partition at a time. Every worker keeps one
-loaded model (`galaxalign_astro.annotate.workers`). The Dask runner that sends the
-chunks of ``annotate_file`` to a cluster belongs to annotate
-(`galaxalign_astro.annotate.cluster`) and is re-exported here. See ``docs/scaleout.md``.
+loaded model (`galaxalign_astro.scale.workers`). `galaxalign_astro.scale.cluster`
+holds the Dask runner that sends the chunks of ``annotate_file`` to a cluster
+(`run_on_cluster`); importing this package registers it with annotate. See
+``docs/scaleout.md``.
 """
 
 from __future__ import annotations
 
-from ..annotate.cluster import annotate_chunks, annotate_rows, dask_client
-from ..annotate.workers import cached_models, clear_predictors, model_key, worker_predictor
+from .cluster import (
+    IN_FLIGHT_PER_THREAD,
+    annotate_chunks,
+    annotate_rows,
+    dask_client,
+    run_on_cluster,
+)
 from .hats import (
     HatsAnnotateSummary,
     annotate_hats,
@@ -21,8 +27,10 @@ from .hats import (
     iter_hats_partitions,
 )
 from .plugin import annotate_partition, annotation_meta, annotation_specs
+from .workers import cached_models, clear_predictors, model_key, worker_predictor
 
 __all__ = [
+    "IN_FLIGHT_PER_THREAD",
     "HatsAnnotateSummary",
     "annotate_chunks",
     "annotate_hats",
@@ -37,5 +45,6 @@ __all__ = [
     "index_from_hats",
     "iter_hats_partitions",
     "model_key",
+    "run_on_cluster",
     "worker_predictor",
 ]

@@ -19,23 +19,32 @@ embedding column of such a catalog, reading one partition file at a time.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
-import functools
-import json
 import logging
 import os
-import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..annotate import AnnotateOptions, CutoutSpec
 from ..annotate.columns import DEFAULT_PREFIX
+from ..annotate.params import settings_from_keywords
+from .manifest import (
+    MANIFEST_FORMAT,
+    MANIFEST_NAME,
+    check_resumable,
+    holding_output_lock,
+    input_digest,
+    now,
+    prepare_output,
+    read_manifest,
+    write_manifest,
+)
 
 __all__ = [
     "MANIFEST_NAME",
@@ -48,9 +57,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: file in the output catalog recording the run (ours)
-MANIFEST_NAME = "galaxalign_annotate.json"
-_MANIFEST_FORMAT = "galaxalign-astro annotate-hats"
+#: the keyword arguments annotate_hats takes beside ``source`` and ``options``
+_HATS_KEYWORDS = frozenset(
+    (
+        "model classes images bands path_col base_dir cutouts_dir id_col pattern fetch "
+        "fetch_options fetch_dir prefix embeddings batch_size device scheduler dask_workers "
+        "resume overwrite progress command"
+    ).split()
+)
 
 
 @dataclass
@@ -84,118 +98,6 @@ class HatsAnnotateSummary:
     def rows_per_second(self) -> float:
         """Rows of the catalog per second of this call (resumed ones included)."""
         return self.n_rows / self.seconds if self.seconds > 0 else float("nan")
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def _read_manifest(output: Path) -> dict[str, Any] | None:
-    path = output / MANIFEST_NAME
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        msg = f"cannot read {path}: {exc}"
-        raise ValueError(msg) from exc
-
-
-def _write_manifest(output: Path, manifest: Mapping[str, Any]) -> None:
-    output.mkdir(parents=True, exist_ok=True)
-    tmp = output / f".{MANIFEST_NAME}.partial"
-    tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, output / MANIFEST_NAME)
-
-
-def _prepare_output(output: Path, *, resume: bool, overwrite: bool) -> dict[str, Any] | None:
-    """Clear or keep ``output``; return the manifest of the run to resume, if any."""
-    from ..errors import OutputExistsError
-
-    if not output.exists() or not any(output.iterdir()):
-        return None
-    old = _read_manifest(output)
-    if overwrite:
-        log.info("removing %s (overwrite)", output)
-        shutil.rmtree(output)
-        return None
-    if resume and old is not None and old.get("format") == _MANIFEST_FORMAT:
-        if old.get("finished"):
-            msg = f"{output} is a finished annotated catalog; pass overwrite to replace it"
-            raise OutputExistsError(msg)
-        return old
-    if resume:
-        msg = f"{output} exists but holds no unfinished annotate-hats run to resume"
-        raise OutputExistsError(msg)
-    hint = (
-        "continue it with resume=True (--resume) or replace it with overwrite=True (--overwrite)"
-        if old is not None and not old.get("finished")
-        else "pass overwrite=True (--overwrite) to replace it"
-    )
-    msg = f"{output} exists; {hint}"
-    raise OutputExistsError(msg)
-
-
-#: HATS files read whole into the input's digest (the catalog's metadata)
-_DIGEST_FILES = (
-    "properties",
-    "hats.properties",
-    "partition_info.csv",
-    "_metadata",
-    "_common_metadata",
-    "point_map.fits",
-)
-#: bytes of each data file's end (its Parquet footer: schema and column statistics) digested
-_FOOTER_BYTES = 1 << 16
-
-
-def input_digest(catalog: Path) -> str:
-    """SHA-256 of what identifies a HATS catalog's content, without reading all its rows.
-
-    Covers the metadata files (properties, partition list, ``_metadata``...) whole, and
-    every other file's path, size and last 64 KiB, which for Parquet is the footer with
-    each column's statistics (ours: hashing every byte of a large survey catalog would
-    take minutes before each resume).
-    """
-    import hashlib
-
-    digest = hashlib.sha256()
-    files = sorted(p for p in catalog.rglob("*") if p.is_file())
-    for path in files:
-        rel = path.relative_to(catalog).as_posix()
-        size = path.stat().st_size
-        digest.update(f"{rel}\0{size}\0".encode())
-        with open(path, "rb") as fh:
-            if path.name not in _DIGEST_FILES and size > _FOOTER_BYTES:
-                fh.seek(size - _FOOTER_BYTES)
-            while block := fh.read(1 << 20):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-def _check_resumable(old: Mapping[str, Any], new: Mapping[str, Any], output: Path) -> None:
-    problems = []
-    before = old.get("input", {})
-    if before.get("path") != new["input"]["path"]:
-        problems.append(f"the input was {before.get('path')}")
-    elif before.get("n_rows") != new["input"]["n_rows"]:
-        problems.append("the input catalog changed (row count)")
-    elif "sha256" not in before:
-        problems.append("the unfinished run records no digest of its input (an earlier version)")
-    elif before["sha256"] != new["input"]["sha256"]:
-        problems.append("the input catalog's content changed")
-    if old.get("model", {}).get("weights_sha256") != new["model"]["weights_sha256"]:
-        problems.append("the model weights differ")
-    if old.get("settings_sha256") != new["settings_sha256"]:
-        before, now = old.get("settings", {}), new["settings"]
-        keys = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
-        problems.append(f"settings differ ({', '.join(keys) or 'unknown'})")
-    if problems:
-        msg = (
-            f"cannot resume the run in {output}: " + "; ".join(problems) + ". Start again "
-            "with overwrite=True (--overwrite)."
-        )
-        raise ValueError(msg)
 
 
 def _import_lsdb() -> Any:
@@ -238,7 +140,7 @@ def _dask_context(scheduler: Any, dask_workers: int | None) -> Iterator[None]:
         with dask.config.set(scheduler="synchronous"):
             yield
         return
-    from ..annotate.cluster import dask_client
+    from .cluster import dask_client
 
     with (
         dask_client(scheduler, n_workers=dask_workers) as client,
@@ -247,52 +149,16 @@ def _dask_context(scheduler: Any, dask_workers: int | None) -> Iterator[None]:
         yield
 
 
-def _holding_output_lock(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Run `annotate_hats` holding a lock beside its output folder, so a second run on
-    the same output fails at once instead of writing partitions under the first."""
-
-    @functools.wraps(func)
-    def locked(*args: Any, **kwargs: Any) -> Any:
-        from ..catalog.locks import exclusive_lock
-
-        output = Path(kwargs["output"] if "output" in kwargs else args[1])
-        output.parent.mkdir(parents=True, exist_ok=True)
-        lock = output.parent / f".{output.name}.galaxalign.lock"
-        with exclusive_lock(lock, what=f"annotate-hats output {output}", reentrant=False):
-            return func(*args, **kwargs)
-
-    return locked
-
-
-@_holding_output_lock
+@holding_output_lock
 def annotate_hats(
     input: str | os.PathLike[str],
     output: str | os.PathLike[str],
+    source: CutoutSpec | None = None,
+    options: AnnotateOptions | None = None,
     *,
-    model: Any = "default",
-    classes: Any = None,
-    images: str | None = None,
     image_shape: Sequence[int] | None = None,
-    bands: Sequence[str] | str | None = None,
-    path_col: str | None = None,
-    base_dir: str | os.PathLike[str] | None = None,
-    cutouts_dir: str | os.PathLike[str] | None = None,
-    id_col: str | None = None,
-    pattern: str = "{id}.fits",
-    fetch: str | None = None,
-    fetch_options: Mapping[str, Any] | None = None,
-    fetch_dir: str | os.PathLike[str] | None = None,
-    prefix: str = DEFAULT_PREFIX,
-    embeddings: bool = True,
-    batch_size: int = 64,
-    device: str = "cpu",
-    scheduler: Any = None,
-    dask_workers: int | None = None,
     catalog_name: str | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: bool = False,
-    command: str | None = None,
+    **keywords: Any,
 ) -> HatsAnnotateSummary:
     """Write a new HATS catalog: ``input``'s rows with the model's columns appended.
 
@@ -303,6 +169,22 @@ def annotate_hats(
         is kept; a margin cache is not annotated and not written).
     output : path-like
         Directory of the new HATS catalog (same partitioning as the input).
+    source : `~galaxalign_astro.annotate.CutoutSpec`
+        Where each row's cutout comes from (``images`` is then a column name).
+        Relative paths are taken from this process's working directory.
+    options : `~galaxalign_astro.annotate.AnnotateOptions`, optional
+        The model, the added columns and the run's settings; of them, this uses
+        ``model``, ``classes``, ``prefix``, ``embeddings``, ``batch_size``,
+        ``device``, ``scheduler``, ``dask_workers``, ``resume``, ``overwrite``,
+        ``progress`` and ``command``.
+    image_shape : sequence of int, optional
+        Shape of one image when the ``images`` column holds flat lists.
+    catalog_name : str, optional
+        ``obs_collection`` name of the output; default the output directory's name.
+    **keywords
+        The fields of ``source`` and ``options`` as keyword arguments, as this
+        function took them before (they build the two values, or replace those
+        fields of the values given):
     model : str or path-like
         Bundled model name or model directory (on a cluster: a directory every
         worker can read).
@@ -310,11 +192,10 @@ def annotate_hats(
         Zero-shot classes instead of the model's own, as for
         `~galaxalign_astro.annotate.annotate_file`; their prototypes are computed
         here once and sent to the workers.
-    images, image_shape, bands, path_col, base_dir, cutouts_dir, id_col, pattern, fetch,
+    images, bands, path_col, base_dir, cutouts_dir, id_col, pattern, fetch,
     fetch_options, fetch_dir :
         Where each row's cutout comes from; give exactly one of ``images``,
         ``path_col``, ``cutouts_dir`` and ``fetch`` (see `annotate_partition`).
-        Relative paths are taken from this process's working directory.
     prefix, embeddings, batch_size, device :
         As for `~galaxalign_astro.annotate.annotate_file`.
     scheduler : str or ``distributed.Client``, optional
@@ -322,8 +203,6 @@ def annotate_hats(
     dask_workers : int, optional
         Run them on a local cluster of this many worker processes. Without either,
         partitions run one after another in this process.
-    catalog_name : str, optional
-        ``obs_collection`` name of the output; default the output directory's name.
     resume : bool, optional
         Continue an interrupted run in ``output`` (finished partitions are skipped).
     overwrite : bool, optional
@@ -344,73 +223,64 @@ def annotate_hats(
     ValueError
         Bad options or columns, or a resume whose input, model or settings differ.
     """
-    from ..annotate.workers import model_key, worker_predictor
     from .plugin import annotate_partition, annotation_meta
+    from .workers import model_key, worker_predictor
 
     t0 = time.perf_counter()
     input, output = Path(input), Path(output)
-    if resume and overwrite:
+    spec, opts = settings_from_keywords(
+        "annotate_hats", source, options, keywords, allowed=_HATS_KEYWORDS
+    )
+    if opts.resume and opts.overwrite:
         msg = "resume and overwrite exclude each other"
         raise ValueError(msg)
-    sources = [
-        n
-        for n, v in (
-            ("images", images),
-            ("path_col", path_col),
-            ("cutouts_dir", cutouts_dir),
-            ("fetch", fetch),
-        )
-        if v is not None
-    ]
-    if len(sources) != 1:
-        msg = (
-            "give exactly one source of cutouts: images, path_col, cutouts_dir or fetch; "
-            f"got {', '.join(sources) or 'none'}"
-        )
+    if spec.images is not None and not isinstance(spec.images, str):
+        msg = "images must be the name of a column of image arrays"
         raise ValueError(msg)
-    if fetch is not None and not isinstance(fetch, str):
+    if spec.fetch is not None and not isinstance(spec.fetch, str):
         msg = "fetch must be a survey name (workers build their own client)"
         raise ValueError(msg)
-
     catalog = _open_catalog(input)
     info = catalog.hc_structure.catalog_info
-    on_cluster = scheduler is not None or dask_workers is not None
-    predictor = worker_predictor(model, device="cpu" if on_cluster else device, classes=classes)
+    device = "cpu" if opts.on_cluster else opts.device
+    predictor = worker_predictor(opts.model, device=device, classes=opts.classes)
     head = predictor.head if predictor.head.zero_shot else None
     loaded = predictor.loaded
-    options: dict[str, Any] = {
+    run: dict[str, Any] = {
         "model": model_key(loaded),
-        "images": images,
+        "images": spec.images,
         "image_shape": list(image_shape) if image_shape is not None else None,
-        "bands": list(bands) if bands is not None else None,
-        "path_col": path_col,
-        "base_dir": str(Path(base_dir or ".").resolve()) if path_col is not None else None,
-        "cutouts_dir": str(Path(cutouts_dir).resolve()) if cutouts_dir is not None else None,
-        "id_col": id_col,
-        "pattern": pattern,
-        "fetch": fetch,
-        "fetch_options": dict(fetch_options) if fetch_options else None,
-        "fetch_dir": str(Path(fetch_dir).resolve()) if fetch_dir is not None else None,
+        "bands": list(spec.bands) if spec.bands is not None else None,
+        "path_col": spec.path_col,
+        "base_dir": _absolute(spec.base_dir or ".") if spec.path_col is not None else None,
+        "cutouts_dir": _absolute(spec.cutouts_dir),
+        "id_col": spec.id_col,
+        "pattern": spec.pattern,
+        "fetch": spec.fetch,
+        "fetch_options": dict(spec.fetch_options) if spec.fetch_options else None,
+        "fetch_dir": _absolute(spec.fetch_dir),
         "ra_col": info.ra_column,
         "dec_col": info.dec_column,
-        "prefix": prefix,
-        "embeddings": embeddings,
-        "batch_size": batch_size,
+        "prefix": opts.prefix,
+        "embeddings": opts.embeddings,
+        "batch_size": opts.batch_size,
     }
-    for name in (images, path_col, id_col):
+    for name in (spec.images, spec.path_col, spec.id_col):
         if name is not None and name not in catalog.columns:
             msg = f"catalog {input} has no column {name!r}"
             raise ValueError(msg)
-    meta = annotation_meta(catalog.meta, model=predictor, prefix=prefix, embeddings=embeddings)
+    meta = annotation_meta(
+        catalog.meta, model=predictor, prefix=opts.prefix, embeddings=opts.embeddings
+    )
 
     from .._version import __version__
     from ..annotate.workdir import settings_digest
 
-    settings = {k: v for k, v in options.items() if k != "model"}
+    settings = {k: v for k, v in run.items() if k != "model"}
     if head is not None:  # only then, so earlier runs' settings stay valid
         settings["classes_sha256"] = head.sha256
     manifest: dict[str, Any] = {
-        "format": _MANIFEST_FORMAT,
+        "format": MANIFEST_FORMAT,
         "format_version": 1,
         "input": {
             "path": str(input.resolve()),
@@ -420,55 +290,69 @@ def annotate_hats(
         "model": {
             "name": loaded.spec.name,
             "weights_sha256": loaded.weights_sha256,
-            "path": options["model"],
+            "path": run["model"],
         },
         "galaxalign": {**predictor.provenance(), "class_names": predictor.class_names},
         "settings": settings,
         "settings_sha256": settings_digest(settings),
         "package_version": __version__,
-        "command": command,
-        "started": _now(),
+        "command": opts.command,
+        "started": now(),
         "finished": False,
     }
-    old = _prepare_output(output, resume=resume, overwrite=overwrite)
+    old = prepare_output(output, resume=opts.resume, overwrite=opts.overwrite)
     if old is not None:
-        _check_resumable(old, manifest, output)
+        check_resumable(old, manifest, output)
         manifest["started"] = old.get("started", manifest["started"])
     resumed = _done_pixels(output) if old is not None else 0
     if resumed:
         log.info("resuming: %d partition(s) were finished", resumed)
-    _write_manifest(output, manifest)
+    write_manifest(output, manifest)
 
+    partition_source = CutoutSpec(
+        **{k: run[k] for k in ("images", "bands", "path_col", "base_dir", "cutouts_dir")},
+        **{k: run[k] for k in ("id_col", "pattern", "fetch", "fetch_options", "fetch_dir")},
+    )
+    partition_options = AnnotateOptions(
+        model=run["model"],
+        classes=head,
+        ra_col=run["ra_col"],
+        dec_col=run["dec_col"],
+        prefix=opts.prefix,
+        embeddings=opts.embeddings,
+        batch_size=opts.batch_size,
+        device=opts.device,
+    )
     annotated = catalog.map_partitions(
         annotate_partition,
         include_pixel=True,
         meta=meta,
-        device=device,
+        source=partition_source,
+        options=partition_options,
+        image_shape=run["image_shape"],
         weights_sha256=loaded.weights_sha256,
-        classes=head,
-        **options,
     )
     properties = {
         "gxa_model_name": loaded.spec.name,
         "gxa_weights_sha256": loaded.weights_sha256,
-        "gxa_prefix": prefix,
+        "gxa_prefix": opts.prefix,
     }
     if (output / "hats.properties").is_file():
         log.info("%s was written completely before the interruption", output)
     else:
-        with _dask_context(scheduler, dask_workers):
+        with _dask_context(opts.scheduler, opts.dask_workers):
             annotated.write_catalog(
                 output,
                 catalog_name=catalog_name or output.name,
                 as_collection=False,
                 resume=True,
-                progress_bar=progress,
+                progress_bar=opts.progress,
                 addl_hats_properties=properties,
             )
     counts: dict[str, int] = {}
     n_rows = n_ok = 0
     n_parts = 0
-    status_key, name_key = prefix + "status", prefix + "class_name"
+    status_key, name_key = opts.prefix + "status", opts.prefix + "class_name"
     for _, part in iter_hats_partitions(output, columns=[status_key, name_key]):
         n_parts += 1
         status = np.asarray(part[status_key].to_numpy(zero_copy_only=False), dtype=str)
@@ -479,8 +363,8 @@ def annotate_hats(
         for name, count in zip(*np.unique(names[ok], return_counts=True), strict=True):
             counts[str(name)] = counts.get(str(name), 0) + int(count)
     manifest["finished"] = True
-    manifest["finished_at"] = _now()
-    _write_manifest(output, manifest)
+    manifest["finished_at"] = now()
+    write_manifest(output, manifest)
     return HatsAnnotateSummary(
         output=str(output),
         n_rows=n_rows,
@@ -491,6 +375,10 @@ def annotate_hats(
         partitions_resumed=resumed,
         class_counts=counts,
     )
+
+
+def _absolute(path: str | os.PathLike[str] | None) -> str | None:
+    return str(Path(path).resolve()) if path is not None else None
 
 
 def _hats_catalog(path: str | os.PathLike[str]) -> Any:
@@ -534,7 +422,7 @@ def hats_provenance(catalog: str | os.PathLike[str]) -> Any:
     from ..search import catalog_provenance
 
     base = Path(_hats_catalog(catalog).catalog_base_dir.path)
-    manifest = _read_manifest(base) or {}
+    manifest = read_manifest(base) or {}
     return catalog_provenance({"galaxalign": manifest.get("galaxalign") or {}})
 
 

@@ -31,21 +31,30 @@ measurements) are fixed-size lists; integer measurements of failed rows are null
 from __future__ import annotations
 
 import logging
-import os
 import string
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 
+from ..annotate import AnnotateOptions, CutoutSpec
 from ..annotate.columns import DEFAULT_PREFIX
+from ..annotate.params import settings_from_keywords
 from ..errors import CutoutError
 
 __all__ = ["annotate_partition", "annotation_meta", "annotation_specs"]
 
 log = logging.getLogger(__name__)
+
+#: the keyword arguments annotate_partition takes beside ``source`` and ``options``
+_PARTITION_KEYWORDS = frozenset(
+    (
+        "model images bands path_col base_dir cutouts_dir id_col pattern fetch fetch_options "
+        "fetch_dir ra_col dec_col prefix embeddings batch_size device classes"
+    ).split()
+)
 
 _ARROW_TYPES = {
     "b1": "bool_",
@@ -73,7 +82,7 @@ def annotation_specs(
     `~galaxalign_astro.scale.worker_predictor`).
     """
     from ..annotate.columns import annotation_columns
-    from ..annotate.workers import worker_predictor
+    from .workers import worker_predictor
 
     predictor = worker_predictor(model, device=device, classes=classes)
     config = predictor.config
@@ -260,27 +269,12 @@ def _pixel_dir(pixel: Any) -> str:
 def annotate_partition(
     partition: Any,
     pixel: Any = None,
+    source: CutoutSpec | None = None,
+    options: AnnotateOptions | None = None,
     *,
-    model: Any = "default",
-    images: str | None = None,
     image_shape: Sequence[int] | None = None,
-    bands: Sequence[str] | str | None = None,
-    path_col: str | None = None,
-    base_dir: str | os.PathLike[str] | None = None,
-    cutouts_dir: str | os.PathLike[str] | None = None,
-    id_col: str | None = None,
-    pattern: str = "{id}.fits",
-    fetch: str | None = None,
-    fetch_options: Mapping[str, Any] | None = None,
-    fetch_dir: str | os.PathLike[str] | None = None,
-    ra_col: str | None = None,
-    dec_col: str | None = None,
-    prefix: str = DEFAULT_PREFIX,
-    embeddings: bool = True,
-    batch_size: int = 64,
-    device: str = "cpu",
     weights_sha256: str | None = None,
-    classes: Any = None,
+    **keywords: Any,
 ) -> Any:
     """Return one catalog partition with the model's columns appended.
 
@@ -295,14 +289,26 @@ def annotate_partition(
     pixel : `hats.pixel_math.HealpixPixel`, optional
         The partition's pixel (LSDB passes it with ``include_pixel=True``); fetched
         cutouts of the partition go to ``fetch_dir/Norder=K/Npix=N``.
+    source : `~galaxalign_astro.annotate.CutoutSpec`
+        Where the cutouts come from (``images`` is then a column name).
+    options : `~galaxalign_astro.annotate.AnnotateOptions`, optional
+        The model and the added columns; of them, this uses ``model``,
+        ``classes``, ``ra_col``, ``dec_col``, ``prefix``, ``embeddings``,
+        ``batch_size`` and ``device``.
+    image_shape : sequence of int, optional
+        Shape of one image when ``images`` holds flat lists.
+    weights_sha256 : str, optional
+        Expected weights checksum; a worker that loads other weights fails.
+    **keywords
+        The fields of ``source`` and ``options`` as keyword arguments, as this
+        function took them before (they build the two values, or replace those
+        fields of the values given):
     model : str or path-like
         Bundled model name or model directory (on a cluster: a directory every
         worker sees). Each worker process loads it once.
     images : str, optional
         Column of image arrays (bands, H, W) in fluxes: Arrow nested lists, or flat
         lists with ``image_shape``; ``bands`` names their bands.
-    image_shape : sequence of int, optional
-        Shape of one image when ``images`` holds flat lists.
     bands : str or sequence of str, optional
         Band names of the ``images`` planes.
     path_col, base_dir, cutouts_dir, id_col, pattern, fetch, fetch_options :
@@ -317,8 +323,6 @@ def annotate_partition(
         Coordinate columns (LSDB's ``catalog.hc_structure.catalog_info.ra_column``).
     prefix, embeddings, batch_size, device :
         As for `~galaxalign_astro.annotate.annotate`.
-    weights_sha256 : str, optional
-        Expected weights checksum; a worker that loads other weights fails.
     classes : `~galaxalign_astro.inference.zeroshot.ClassHead`, optional
         Zero-shot classes instead of the model's own (a class file path works too,
         when every worker can read it and its drawings).
@@ -332,18 +336,26 @@ def annotate_partition(
     from astropy.table import Table
 
     from ..annotate import annotate
-    from ..annotate.workers import worker_predictor
+    from .workers import worker_predictor
 
-    fields = {f for _, f, _, _ in string.Formatter().parse(pattern) if f is not None}
-    if cutouts_dir is not None and "row" in fields:
-        msg = f"cutout file pattern {pattern!r}: {{row}} is not available in a partitioned catalog"
+    spec, opts = settings_from_keywords(
+        "annotate_partition", source, options, keywords, allowed=_PARTITION_KEYWORDS
+    )
+    fields = {f for _, f, _, _ in string.Formatter().parse(spec.pattern) if f is not None}
+    if spec.cutouts_dir is not None and "row" in fields:
+        msg = (
+            f"cutout file pattern {spec.pattern!r}: {{row}} is not available in a "
+            "partitioned catalog"
+        )
         raise ValueError(msg)
     predictor = worker_predictor(
-        model, device=device, weights_sha256=weights_sha256, classes=classes
+        opts.model, device=opts.device, weights_sha256=weights_sha256, classes=opts.classes
     )
-    specs = annotation_specs(predictor, prefix=prefix, embeddings=embeddings, device=device)
+    specs = annotation_specs(
+        predictor, prefix=opts.prefix, embeddings=opts.embeddings, device=opts.device
+    )
     _check_clash(partition.columns, specs)
-    needed = [path_col, id_col, ra_col, dec_col]
+    needed = [spec.path_col, spec.id_col, opts.ra_col, opts.dec_col]
     table = Table()
     for name in dict.fromkeys(n for n in needed if n is not None):
         if name not in partition.columns:
@@ -353,33 +365,28 @@ def annotate_partition(
     if not len(table.colnames):
         table["_row"] = np.arange(len(partition))  # a table needs a column to have rows
     arrays = None
-    if images is not None:
-        if images not in partition.columns:
-            msg = f"catalog has no column {images!r} of images"
+    if spec.images is not None:
+        if spec.images not in partition.columns:
+            msg = f"catalog has no column {spec.images!r} of images"
             raise ValueError(msg)
-        arrays = _Images(_images(partition[images], image_shape))
+        arrays = _Images(_images(partition[spec.images], image_shape))
     with tempfile.TemporaryDirectory(prefix="galaxalign-partition-") as tmp:
-        where = Path(fetch_dir) / _pixel_dir(pixel) if fetch_dir is not None else Path(tmp)
+        where = Path(spec.fetch_dir) / _pixel_dir(pixel) if spec.fetch_dir is not None else None
         result = annotate(
             table,
-            model=predictor,
-            images=arrays,
-            bands=bands,
-            path_col=path_col,
-            base_dir=base_dir,
-            cutouts_dir=cutouts_dir,
-            id_col=id_col,
-            pattern=pattern,
-            fetch=fetch,
-            fetch_options=fetch_options,
-            fetch_dir=where if fetch is not None else None,
-            ra_col=ra_col,
-            dec_col=dec_col,
-            prefix=prefix,
-            embeddings=embeddings,
-            batch_size=batch_size,
-            device=device,
-            workers=0,  # Dask workers are the parallelism; their processes may not fork
+            spec.replace(
+                images=arrays, fetch_dir=(where or Path(tmp)) if spec.fetch is not None else None
+            ),
+            AnnotateOptions(
+                model=predictor,
+                ra_col=opts.ra_col,
+                dec_col=opts.dec_col,
+                prefix=opts.prefix,
+                embeddings=opts.embeddings,
+                batch_size=opts.batch_size,
+                device=opts.device,
+                workers=0,  # Dask workers are the parallelism; their processes may not fork
+            ),
         )
     out = partition.copy()
     for spec in specs:

@@ -66,15 +66,28 @@ def test_embeddings_optional(micro_model, cutout_dir):
 def test_add_columns_from_paths_and_arrays(micro_model, cutout_dir):
     paths = sorted(p.name for p in cutout_dir.iterdir())
     t = Table({"id": np.arange(len(paths)), "file": paths})
-    add_morphology_columns(t, images="file", model=micro_model, base_dir=cutout_dir)
+    with pytest.warns(DeprecationWarning, match="annotate"):
+        add_morphology_columns(t, path_col="file", model=micro_model, base_dir=cutout_dir)
     assert {"class_id", "probs", "embedding", "status"} <= set(t.colnames)
     assert list(t["id"]) == list(range(len(paths)))
-    with pytest.raises(ValueError, match="prefix"):
-        add_morphology_columns(t, images="file", model=micro_model, base_dir=cutout_dir)
+    with pytest.raises(ValueError, match="prefix"), pytest.warns(DeprecationWarning):
+        add_morphology_columns(t, path_col="file", model=micro_model, base_dir=cutout_dir)
     cubes = np.stack([galaxy_cube(64, seed=i) for i in range(3)])
     t2 = Table({"cube": cubes})
-    add_morphology_columns(t2, images="cube", model=micro_model, bands="grz", prefix="gxa_")
+    with pytest.warns(DeprecationWarning):
+        add_morphology_columns(t2, images="cube", model=micro_model, bands="grz", prefix="gxa_")
     assert (t2["gxa_status"] == "ok").all()
+
+
+def test_add_columns_images_of_paths_is_a_deprecated_path_col(micro_model, cutout_dir):
+    paths = sorted(p.name for p in cutout_dir.iterdir())
+    t = Table({"file": paths})
+    with pytest.warns(DeprecationWarning) as record:
+        add_morphology_columns(t, images="file", model=micro_model, base_dir=cutout_dir)
+    assert any("use path_col='file'" in str(w.message) for w in record)
+    assert (t["status"] == "ok").all()
+    with pytest.raises(TypeError, match="one of path_col"), pytest.warns(DeprecationWarning):
+        add_morphology_columns(t, model=micro_model)
 
 
 def test_classify_fits_catalog_carries_the_provenance_header_cards(

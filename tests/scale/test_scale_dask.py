@@ -143,7 +143,7 @@ def test_fetch_client_objects_cannot_go_to_a_cluster(sky_catalog, micro_model, t
 def test_dask_info_lines_are_kept_quiet_below_debug(monkeypatch, root, expected):
     import logging
 
-    from galaxalign_astro.annotate.cluster import quiet_dask_logs
+    from galaxalign_astro.scale.cluster import quiet_dask_logs
 
     monkeypatch.setattr(logging.getLogger(), "level", root)
     dask_logger = logging.getLogger("distributed")

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..catalog import Provenance
 from ..inference.columns import fit_message
 from .columns import annotation_columns
 from .cutouts import CutoutSource
@@ -149,12 +150,14 @@ class Annotator:
             self.fill(dataset, todo, out, radec, bar)
         return out
 
-    def provenance(self, settings: Mapping[str, Any], date: str | None = None) -> dict[str, Any]:
-        info = self.predictor.provenance()
-        if date is not None:
-            info["date"] = date
-        info["annotate"] = dict(settings)
-        return info
+    def provenance(
+        self, settings: Mapping[str, Any], date: str | None = None, **run: Any
+    ) -> Provenance:
+        """The run's `~galaxalign_astro.catalog.Provenance`: the model, the annotate
+        ``settings``, and ``run`` (``command``, ``input``, ``survey``, extra entries)."""
+        return Provenance.from_model(
+            self.predictor, step="annotate", settings=settings, date=date, **run
+        )
 
 
 def _separation_arcsec(ra1, dec1, ra2, dec2) -> np.ndarray:

@@ -315,7 +315,7 @@ def annotate_file(
         Bad options, unusable columns, an unfinished run in the way, or a resume
         that does not match.
     """
-    from ..catalog import open_writer, output_format, provenance_meta
+    from ..catalog import open_writer, output_format
     from ..catalog.base import check_output_path
     from ..catalog.columns import prepare_chunk
     from ..errors import OutputExistsError
@@ -493,23 +493,16 @@ def annotate_file(
             if hasattr(chunks, "close"):
                 chunks.close()
 
-    meta = _header_safe(schema.meta)
-    meta.update(
-        provenance_meta(
-            model=predictor.loaded.spec.name,
-            weights_sha256=predictor.loaded.weights_sha256,
-            preprocessing=config.to_dict(),
-            stretch=config.stretch,
-            bands="".join(config.bands),
-            survey=getattr(getattr(cutouts, "client", None), "survey", None),
-            input=input.name,
-            command=opts.command,
-        )
+    extra = {"renamed_columns": schema.renamed} if schema.renamed else {}
+    provenance = annotator.provenance(
+        settings,
+        manifest["started"],
+        command=opts.command,
+        input=input.name,
+        survey=getattr(getattr(cutouts, "client", None), "survey", None),
+        **extra,
     )
-    meta["DATE"] = manifest["started"]
-    meta["galaxalign"] = annotator.provenance(settings, manifest["started"])
-    if schema.renamed:
-        meta["galaxalign"]["renamed_columns"] = schema.renamed
+    meta = provenance.to_meta(_header_safe(schema.meta))
 
     manifest["merging"] = True
     work.write_manifest(manifest)

@@ -210,7 +210,7 @@ def annotate(
         "prefix": opts.prefix,
         "embeddings": opts.embeddings,
     }
-    result.meta["galaxalign"] = annotator.provenance(settings)
+    result.meta["galaxalign"] = annotator.provenance(settings).record()
     prefix = opts.prefix
     status = np.asarray(result[prefix + "status"])
     failed = np.flatnonzero(status != "ok")

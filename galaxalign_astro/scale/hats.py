@@ -34,6 +34,7 @@ import numpy as np
 from ..annotate import AnnotateOptions, CutoutSpec
 from ..annotate.columns import DEFAULT_PREFIX
 from ..annotate.params import settings_from_keywords
+from ..catalog import Provenance
 from .manifest import (
     MANIFEST_FORMAT,
     MANIFEST_NAME,
@@ -292,7 +293,9 @@ def annotate_hats(
             "weights_sha256": loaded.weights_sha256,
             "path": run["model"],
         },
-        "galaxalign": {**predictor.provenance(), "class_names": predictor.class_names},
+        "galaxalign": Provenance.from_model(
+            predictor, step="annotate-hats", command=opts.command, input=str(input)
+        ).record(),
         "settings": settings,
         "settings_sha256": settings_digest(settings),
         "package_version": __version__,
@@ -411,19 +414,17 @@ def iter_hats_partitions(
         yield pixel, table
 
 
-def hats_provenance(catalog: str | os.PathLike[str]) -> Any:
+def hats_provenance(catalog: str | os.PathLike[str]) -> Provenance:
     """The model provenance of a catalog written by `annotate_hats` (from its manifest).
 
     Returns
     -------
-    `~galaxalign_astro.search.CatalogProvenance`
+    `~galaxalign_astro.catalog.Provenance`
         Empty (all None) when the catalog has no manifest.
     """
-    from ..search import catalog_provenance
-
     base = Path(_hats_catalog(catalog).catalog_base_dir.path)
     manifest = read_manifest(base) or {}
-    return catalog_provenance({"galaxalign": manifest.get("galaxalign") or {}})
+    return Provenance.from_meta({"galaxalign": manifest.get("galaxalign") or {}})
 
 
 def index_from_hats(

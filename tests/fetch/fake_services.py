@@ -224,6 +224,7 @@ class Handler(BaseHTTPRequestHandler):
         headers: dict[str, str] | None = None,
         length: int | None = None,
     ) -> None:
+        self._leave()  # before the reply: a client that has it may send its next request
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         if length is not False:
@@ -233,18 +234,29 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _leave(self) -> None:
+        """This request stops counting as active (once), before its reply is sent.
+
+        Counting until after the write would race with a client that has read the
+        whole reply and already sent its next request (seen under CPU load).
+        """
+        if getattr(self, "_active", False):
+            self._active = False
+            with self.server_state.lock:
+                self.server_state.active -= 1
+
     def do_GET(self) -> None:
         state = self.server_state
         with state.lock:
             state.active += 1
             state.max_active = max(state.max_active, state.active)
+        self._active = True
         try:
             self._answer(state)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout test)
         finally:
-            with state.lock:
-                state.active -= 1
+            self._leave()
 
     def _answer(self, state: FakeSurveyServer) -> None:
         parts = urlsplit(self.path)

@@ -28,6 +28,15 @@ HEADS = (
 )
 
 
+def _model_label(report: dict) -> str:
+    """A report's model as ``name`` (``architecture``, input size)."""
+    model = report["model"]
+    size = (model.get("preprocess") or {}).get("size")
+    arch = model.get("architecture")
+    detail = ", ".join(x for x in (arch and f"`{arch}`", size and f"{size} px") if x)
+    return f"`{model.get('model_name', 'previous model')}`" + (f" ({detail})" if detail else "")
+
+
 def _f(value, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
@@ -89,13 +98,13 @@ def _real_section(report: dict, before: dict | None) -> list[str]:
     lines += [_tree_row(label, tree[key]) for key, label in HEADS if key in tree]
     if before is not None and before.get("hierarchical"):
         old = before["hierarchical"]["mix"]
-        name = before["model"].get("model_name", "previous model")
-        lines.append(_tree_row(f"before: `{name}`, mixed", old))
+        name = _model_label(before)
+        lines.append(_tree_row(f"before: {name}, mixed", old))
     lines += ["", "Per source (mixed prototypes):", "", header.format("source"), rule]
     lines += [_tree_row(src, m) for src, m in tree["mix"]["by_source"].items()]
     if before is not None and before.get("hierarchical"):
-        name = before["model"].get("model_name", "previous model")
-        lines += ["", f"Before (`{name}`), per source:", "", header.format("source"), rule]
+        name = _model_label(before)
+        lines += ["", f"Before ({name}), per source:", "", header.format("source"), rule]
         lines += [
             _tree_row(src, m) for src, m in before["hierarchical"]["mix"]["by_source"].items()
         ]
@@ -208,6 +217,11 @@ def main() -> None:
     parser.add_argument("--real", type=Path, help="report on real labelled galaxies (val)")
     parser.add_argument("--before", type=Path, help="the same real report of the old model")
     parser.add_argument("--samples", type=Path, help="classify output on the bundled samples")
+    parser.add_argument(
+        "--step1",
+        type=Path,
+        help="the model this one continues (its init_from): its training is listed first",
+    )
     args = parser.parse_args()
 
     spec = json.loads((args.model / "galaxalign.json").read_text())
@@ -222,13 +236,15 @@ def main() -> None:
 
     with safe_open(str(weights), framework="pt") as fh:
         dtype = str(fh.get_slice(next(iter(fh.keys()))).get_dtype()).lower()
-    last = {h["stage"]: h for h in training.get("history", [])}
+    step1 = json.loads((args.step1 / "galaxalign.json").read_text()) if args.step1 else None
+    steps = ([step1["training"]] if step1 else []) + [training]
+    last = {h["stage"]: h for t in steps for h in t.get("history", [])}
     shutil.copyfile(args.sim / "confusion.png", DOCS / "images" / "default_model_confusion.png")
     if args.real:
         target = DOCS / "images" / "default_model_real_confusion.png"
         shutil.copyfile(args.real / "confusion.png", target)
     pre = spec["preprocess"]
-    init = config.get("init_from")
+    init = (step1["training"]["config"] if step1 else config).get("init_from")
     lines = [
         f"# Model card: `{spec['name']}` (bundled default model)",
         "",
@@ -239,8 +255,22 @@ def main() -> None:
         *_headline(real, sim),
         "## Training",
         "",
-        f"- Command: `{training.get('command') or 'see docs/training.md'}`"
-        " (recipe `pipelines/train_default_model.toml`)",
+        *(
+            [
+                f"- Commands, in order: `{step1['training'].get('command')}`, then "
+                f"`{training.get('command')}` (it starts from the first one's model"
+                + (
+                    ", at a new input size, position embeddings interpolated)"
+                    if step1["architecture"] != spec["architecture"]
+                    else ")"
+                ),
+            ]
+            if step1
+            else [
+                f"- Command: `{training.get('command') or 'see docs/training.md'}`"
+                " (recipe `pipelines/train_default_model.toml`)"
+            ]
+        ),
         "- Data:",
         *_training_data(training),
         f"  - {training.get('n_train')} images trained on, {training.get('n_val')} held out of "
@@ -256,7 +286,7 @@ def main() -> None:
         "| stage | epochs | final loss | images/s (CPU) |",
         "|---|---|---|---|",
     ]
-    for stage in config["stages"]:
+    for stage in [st for t in steps for st in t["config"]["stages"]]:
         h = last.get(stage["name"], {})
         lines.append(
             f"| {stage['name']} ({stage['symbol_tower']} symbol tower) | {stage['epochs']} | "
@@ -308,6 +338,8 @@ def main() -> None:
         "  `simulated`, its own card beside it) scores higher on simulated cutouts.",
         "- The real images are mostly SDSS composites; DECaLS grz cutouts (the survey the",
         "  simulator mimics) are fewer among them.",
+        "- Speed: the input size sets the image tower's cost; docs/benchmarks.md gives classify"
+        " throughput of this model and the previous 96 px default, measured in one run.",
         "- A small CPU architecture: a pretrained ViT-B-16 fine-tuned on real Galaxy10 DECaLS",
         "  (the paper's setting, `pipelines/train_galaxy10_vit_b16.toml`) is expected to do",
         "  better where a GPU and the data are available.",

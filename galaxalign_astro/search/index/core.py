@@ -118,7 +118,7 @@ class EmbeddingIndex:
         self._catalog_path = None if catalog_path is None else os.fspath(catalog_path)
         self._catalog_rows = None if catalog_rows is None else int(catalog_rows)
         self._check_catalog_range(ids)
-        self._created = _now()
+        self._created: str | None = _now()
         self._faiss: Any = None
         self._faiss_file: Path | None = None
         self._tuning: dict[str, Any] | None = None

@@ -47,7 +47,8 @@ import faiss
 import numpy as np
 
 from galaxalign_astro.search import EmbeddingIndex, IndexParams
-from galaxalign_astro.search import index as index_module
+from galaxalign_astro.search.index import backends as index_backends
+from galaxalign_astro.search.index import exact as index_exact
 
 
 def rss() -> str:
@@ -98,11 +99,11 @@ def latency(search, queries: np.ndarray, args: argparse.Namespace) -> tuple[floa
 def blas_search(index: EmbeddingIndex, q: np.ndarray, *, k: int) -> tuple:
     """The exact kind's BLAS path also for few queries (with one BLAS thread it uses
     faiss's kernel there)."""
-    saved, index_module._FAISS_MAX_QUERIES = index_module._FAISS_MAX_QUERIES, 0
+    saved, index_exact._FAISS_MAX_QUERIES = index_exact._FAISS_MAX_QUERIES, 0
     try:
         return index.search(q, k=k)
     finally:
-        index_module._FAISS_MAX_QUERIES = saved
+        index_exact._FAISS_MAX_QUERIES = saved
 
 
 def interleaved(searches: dict, queries: np.ndarray, args: argparse.Namespace) -> dict:
@@ -163,7 +164,7 @@ def run_dim(d: int, args: argparse.Namespace) -> None:
         "exact": functools.partial(exact.search, k=k),
         "faiss": functools.partial(flat.search, k=k),
     }
-    one_thread = index_module._blas_threads() == 1
+    one_thread = index_exact._blas_threads() == 1
     if one_thread:
         contestants["blas"] = functools.partial(blas_search, exact, k=k)
     times = interleaved(contestants, q_eval, args)
@@ -207,19 +208,19 @@ def run_dim(d: int, args: argparse.Namespace) -> None:
     if faiss.omp_get_max_threads() > 1:
         # a lone query with its inverted lists split over the threads against faiss's
         # default of one query per thread, alternating; search picks the split for
-        # long scans only (index_module._SPLIT_MIN_CODES)
+        # long scans only (index_backends._SPLIT_MIN_CODES)
         ivf_search = functools.partial(ivf.search, k=k)
 
         def forced(split: bool) -> Callable[[np.ndarray], tuple]:
             def search(q: np.ndarray) -> tuple:
-                saved = index_module._SPLIT_MIN_CODES, index_module._IMPLEM_SPLIT_LISTS
-                index_module._SPLIT_MIN_CODES = 0
+                saved = index_backends._SPLIT_MIN_CODES, index_backends._IMPLEM_SPLIT_LISTS
+                index_backends._SPLIT_MIN_CODES = 0
                 if not split:
-                    index_module._IMPLEM_SPLIT_LISTS = index_module._IMPLEM_DEFAULT
+                    index_backends._IMPLEM_SPLIT_LISTS = index_backends._IMPLEM_DEFAULT
                 try:
                     return ivf_search(q)
                 finally:
-                    index_module._SPLIT_MIN_CODES, index_module._IMPLEM_SPLIT_LISTS = saved
+                    index_backends._SPLIT_MIN_CODES, index_backends._IMPLEM_SPLIT_LISTS = saved
 
             return search
 
@@ -229,7 +230,7 @@ def run_dim(d: int, args: argparse.Namespace) -> None:
             rec = recall(found, truth[: args.batch])
             row(f"ivf nprobe={chosen}, {label}", build, *pair[name][:2], rec, "")
         codes = chosen * n / nlist
-        picked = "split" if codes >= index_module._SPLIT_MIN_CODES else "1/thread"
+        picked = "split" if codes >= index_backends._SPLIT_MIN_CODES else "1/thread"
         print(
             "single query, lists split over threads / one query per thread: "
             f"{pair['split'][0] / pair['default'][0]:.2f} (< 1: split faster); "

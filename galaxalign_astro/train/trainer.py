@@ -3,9 +3,11 @@
 Per batch, every galaxy image is paired with a random description of its class
 (text tower) and a random symbol variant of its class (symbol tower, or the image
 tower while it is shared), and the class-aware tri-modal loss is minimised
-(:mod:`galaxalign_astro.models.loss`). After every epoch the model is validated
-with class prototypes, the prototype mix ``alpha`` is tuned on the validation
-images (ours), and a resumable checkpoint is written.
+(:mod:`galaxalign_astro.models.loss`); see :mod:`.batches`. After every epoch the
+model is validated with class prototypes, the prototype mix ``alpha`` is tuned on
+the validation images (ours, :mod:`.validation`), and a resumable checkpoint is
+written (:mod:`.resume`). This module holds the orchestration: stages, epochs,
+the selection of the best epoch and the saved models.
 
 What a run writes to ``OUTPUT``:
 
@@ -31,7 +33,6 @@ agrees on the global batch without communicating.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import time
@@ -44,32 +45,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._version import __version__
-from ..inference.prototypes import class_probabilities, mix_prototypes, prototypes_for_classes
 from ..modalities import class_text_lists, node_symbol_images
-from ..models.checkpoint import ModelSpec, save_model
-from ..models.factory import architecture_config, create_model, get_tokenizer
-from ..models.loss import PAIRS, trimodal_loss
-from ..models.trimodal import GalaxAlignModel
-from ..symbols import SymbolConfig
+from ..models.factory import create_model, get_tokenizer
+from ..models.loss import PAIRS
 from ..taxonomy import get_taxonomy
-from ..text import TextConfig
+from .batches import _BatchesMixin, step_seed
 from .config import StageConfig, TrainConfig
 from .data import LabelledImages
-from .distributed import DistContext, gather_with_local_grad, init_distributed
+from .distributed import DistContext, init_distributed
 from .interrupt import StopGuard, TrainingInterrupted
 from .metrics import MetricsLog, epoch_summary
 from .optim import WarmupCosine, build_optimizer, resolve_precision
-from .state import (
-    CHECKPOINT_DIR,
-    Position,
-    TrainingState,
-    capture_rng,
-    latest_checkpoint,
-    load_state,
-    restore_rng,
-    save_state,
-)
+from .resume import _ResumeMixin
+from .state import CHECKPOINT_DIR, Position, TrainingState, restore_rng
+from .validation import ALPHA_GRID, VAL_KEYS, _ValidationMixin
 
 __all__ = [
     "ALPHA_GRID",
@@ -83,14 +72,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ALPHA_GRID = tuple(round(a, 2) for a in np.linspace(0.0, 1.0, 11))
 #: sub-directory of OUTPUT holding the last epoch's model
 LAST_DIR = "last"
-#: settings that may differ between a run and its resumption
-RESUMABLE_CHANGES = frozenset(
-    {"device", "num_workers", "log_every", "tensorboard", "eval_batch_size", "keep_checkpoints"}
-)
-VAL_KEYS = ("val_acc_text", "val_acc_symbol", "val_acc_mix")
 
 
 @dataclass
@@ -110,12 +93,6 @@ class TrainResult:
     last: Path | None = None
 
 
-def step_seed(*counters: int) -> int:
-    """A 63-bit seed from integer counters (seed, stage, epoch, step...), well mixed."""
-    state = np.random.SeedSequence([int(c) for c in counters]).generate_state(2, np.uint64)
-    return int(state[0]) >> 1
-
-
 @dataclass
 class _Run:
     """What one call of :meth:`Trainer.fit` works on."""
@@ -132,21 +109,6 @@ class _Run:
     scores: dict[str, float] = field(default_factory=dict)  # its validation accuracies
 
 
-class _TriModalStep(nn.Module):
-    """The three towers in one ``forward``, the unit DistributedDataParallel wraps."""
-
-    def __init__(self, model: GalaxAlignModel) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, images, symbols, tokens):
-        model = self.model
-        image = model.encode_image(images) if images is not None else None
-        symbol = model.encode_symbol(symbols) if symbols is not None else None
-        text = model.encode_text(tokens) if tokens is not None else None
-        return image, symbol, text, model.logit_scale
-
-
 def _resolve_device(name: str, context: DistContext) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -156,20 +118,7 @@ def _resolve_device(name: str, context: DistContext) -> torch.device:
     return device
 
 
-def _config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    out = []
-    for key in sorted(set(old) | set(new)):
-        if not prefix and key in RESUMABLE_CHANGES:
-            continue
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _config_differences(a, b, f"{prefix}{key}.")
-        elif a != b and not (key == "workers" and prefix == "data."):
-            out.append(f"{prefix}{key}")
-    return out
-
-
-class Trainer:
+class Trainer(_BatchesMixin, _ResumeMixin, _ValidationMixin):
     """Runs the configured stages on prepared images and saves the model.
 
     Parameters
@@ -211,22 +160,7 @@ class Trainer:
         self.class_texts = node_texts[: len(keys)]
         node_symbols = node_symbol_images(self.taxonomy, config.symbols, size=self.model.image_size)
         self.class_symbols = node_symbols[: len(keys)]
-        self.text_tokens = [self.tokenizer(t) for t in node_texts]
-        counts = [len(t) for t in self.text_tokens]
-        if min(counts) == 0:
-            empty = [k for k, c in zip(nodes, counts, strict=True) if c == 0]
-            msg = f"classes without descriptions cannot be trained: {empty}"
-            raise ValueError(msg)
-        context = self.text_tokens[0].shape[1]
-        table = torch.zeros((len(nodes), max(counts), context), dtype=torch.long)
-        for c, tokens in enumerate(self.text_tokens):
-            table[c, : len(tokens)] = tokens
-        self._token_table = table.to(self.device)
-        self._token_counts = torch.tensor(counts, dtype=torch.float64)
-        symbols = torch.from_numpy(node_symbols).permute(0, 1, 4, 2, 3).contiguous()
-        self.symbol_tensor = symbols[: len(keys)]  # uint8 (C, V, 3, S, S)
-        self._symbol_table = symbols.to(self.device)
-        self._members = torch.from_numpy(self.taxonomy.members_matrix()).to(self.device)
+        self._build_tables(node_texts, node_symbols)
         self.augment = config.augment_config()
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {}
@@ -271,64 +205,6 @@ class Trainer:
             method = getattr(cb, name, None)
             if method is not None:
                 method(self, *args)
-
-    # -- batches ---------------------------------------------------------------------------
-    def _generator(self, *counters: int, device: torch.device | None = None) -> torch.Generator:
-        g = torch.Generator(device=device or "cpu")
-        g.manual_seed(step_seed(self.config.seed, *counters))
-        return g
-
-    def _augment(self, images: torch.Tensor, *counters: int) -> torch.Tensor:
-        from ..datasets.augment import augment
-
-        g = self._generator(*counters, self.dist.rank, device=images.device)
-        return augment(images, self.augment, g)
-
-    def _batch(
-        self,
-        images_all: torch.Tensor,
-        labels_all: torch.Tensor,
-        index: torch.Tensor,
-        counters: tuple[int, ...],
-        use_symbols: bool,
-        prototypes: bool = False,
-    ):
-        """Local shard of one global batch: images, symbols, tokens (on device), global labels.
-
-        With ``prototypes``, one description and one symbol of every class follow the
-        batch's own (the prototype loss term); they are drawn after everything else,
-        so runs without that term draw exactly what they did before it existed.
-        """
-        g = self._generator(*counters)
-        labels = labels_all[index]
-        n = len(index)
-        text_pick = torch.rand(n, generator=g, dtype=torch.float64) * self._token_counts[labels]
-        variant = torch.randint(self._symbol_table.shape[1], (n,), generator=g)
-        per = n // self.dist.world_size
-        local = slice(self.dist.rank * per, (self.dist.rank + 1) * per)
-        dev = self.device
-        non_blocking = dev.type == "cuda"
-        local_labels = labels[local].to(dev, non_blocking=non_blocking)
-        rows = index[local].to(images_all.device)
-        images = images_all[rows].to(dev, non_blocking=non_blocking).float().div_(255.0)
-        tokens = self._token_table[local_labels, text_pick[local].long().to(dev)]
-        symbols = None
-        if use_symbols:
-            symbols = self._symbol_table[local_labels, variant[local].to(dev)].float().div_(255.0)
-        if prototypes:
-            classes = torch.arange(len(self.taxonomy))
-            pick = torch.rand(len(classes), generator=g, dtype=torch.float64)
-            pick = (pick * self._token_counts[classes]).long()
-            tokens = torch.cat([tokens, self._token_table[classes.to(dev), pick.to(dev)]])
-            if symbols is not None:
-                kind = torch.randint(self._symbol_table.shape[1], (len(classes),), generator=g)
-                extra = self._symbol_table[classes.to(dev), kind.to(dev)].float().div_(255.0)
-                symbols = torch.cat([symbols, extra])
-        if self.augment is not None:
-            images = self._augment(images, *counters, 0)
-            if symbols is not None and self.config.augment_symbols:
-                symbols = self._augment(symbols, *counters, 1)
-        return images, symbols, tokens, labels.to(dev, non_blocking=non_blocking)
 
     # -- stages ----------------------------------------------------------------------------
     def _tower_parameters(self) -> dict[str, list[tuple[str, nn.Parameter]]]:
@@ -377,78 +253,6 @@ class Trainer:
         if fresh:
             self._callback("on_stage_start", stage)
         return chosen
-
-    # -- checkpoints -----------------------------------------------------------------------
-    def _checkpoint(
-        self,
-        folder: Path | None,
-        position: Position,
-        stage_index: int,
-        opt: tuple,
-        sums: dict[str, float] | None = None,
-    ) -> Path | None:
-        path = None
-        if folder is not None and self.dist.is_main:
-            optimizer, scheduler, scaler = opt
-            state = TrainingState(
-                position=position,
-                model=self.model.state_dict(),
-                optimizer=optimizer.state_dict() if optimizer is not None else None,
-                scheduler=scheduler.state_dict() if scheduler is not None else None,
-                scaler=scaler.state_dict() if scaler is not None else None,
-                optimizer_stage=stage_index,
-                rng=capture_rng(),
-                config=self.config.to_dict(),
-                history=self.history,
-                best=self.best,
-                world_size=self.dist.world_size,
-                epoch_sums=sums or {},
-            )
-            path = save_state(folder, state, keep=self.config.keep_checkpoints)
-            log.info("checkpoint %s", path)
-        self.dist.barrier()
-        return path
-
-    def _load_for_resume(self, folder: Path, n_train: int) -> TrainingState:
-        path = latest_checkpoint(folder)
-        if path is None:
-            msg = f"{folder}: no checkpoint to resume from"
-            raise FileNotFoundError(msg)
-        state = load_state(path)
-        current = json.loads(json.dumps(self.config.to_dict()))
-        changed = _config_differences(state.config, current)
-        if changed:
-            msg = (
-                f"{path}: the run was started with other settings ({', '.join(changed)}); "
-                "resume with the same recipe and overrides"
-            )
-            raise ValueError(msg)
-        if state.best.get("n_train", n_train) != n_train:
-            msg = (
-                f"{path}: the run trained on {state.best['n_train']} images, this one has "
-                f"{n_train}; resume with the same data"
-            )
-            raise ValueError(msg)
-        if state.world_size != self.dist.world_size:
-            if state.position.step != 0:
-                msg = (
-                    f"{path}: stopped inside an epoch with {state.world_size} processes; resume "
-                    f"with the same number (not {self.dist.world_size})"
-                )
-                raise ValueError(msg)
-            log.warning(
-                "resuming a %d-process run with %d processes: the global batch changes",
-                state.world_size,
-                self.dist.world_size,
-            )
-        if any(k.startswith("symbol_visual.") for k in state.model):
-            self.model.split_symbol_tower()
-        self.model.load_state_dict(state.model)
-        self.model.to(self.device)
-        self.history = list(state.history)
-        self.best = dict(state.best)
-        log.info("resuming from %s at %s", path, state.position)
-        return state
 
     # -- the loop --------------------------------------------------------------------------
     def fit(
@@ -623,24 +427,6 @@ class Trainer:
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, curve)
         return optimizer, scheduler, self.precision.make_scaler()
 
-    def _wrap(self) -> nn.Module:
-        module = _TriModalStep(self.model)
-        if not self.dist.enabled:
-            return module
-        from torch.nn.parallel import DistributedDataParallel
-
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(module, device_ids=ids)
-
-    def _device_images(self, images: np.ndarray) -> torch.Tensor:
-        """uint8 images as a tensor, moved to the GPU once when they take < 1/4 of its memory."""
-        tensor = torch.from_numpy(np.ascontiguousarray(images))
-        if self.device.type == "cuda":
-            total = torch.cuda.get_device_properties(self.device).total_memory
-            if tensor.numel() < total // 4:
-                return tensor.to(self.device)
-        return tensor
-
     def _epoch(
         self, run: _Run, si: int, stage: StageConfig, epoch: int, first_step: int,
         step_module: nn.Module, trainable: list[nn.Parameter], opt: tuple,
@@ -683,29 +469,8 @@ class Trainer:
                     else contextlib.nullcontext()
                 )
                 with sync:
-                    with self.precision.autocast():
-                        image, symbol, text, scale = step_module(images, symbols, tokens)
-                    protos: dict[str, torch.Tensor] = {}
-                    if use_prototypes:
-                        # the class rows appended by _batch, split off before gathering
-                        n_classes = len(self.taxonomy)
-                        protos["text"], text = text[-n_classes:].float(), text[:-n_classes]
-                        if symbol is not None:
-                            protos["symbol"] = symbol[-n_classes:].float()
-                            symbol = symbol[:-n_classes]
-                    image, symbol, text = (
-                        gather_with_local_grad(e.float(), self.dist) if e is not None else None
-                        for e in (image, symbol, text)
-                    )
-                    loss, parts = trimodal_loss(
-                        image,
-                        symbol,
-                        text,
-                        labels,
-                        scale,
-                        stage.loss_weights,
-                        members=self._members,
-                        prototypes=protos,
+                    loss, parts = self._step_loss(
+                        step_module, images, symbols, tokens, labels, stage
                     )
                     scaled = loss * (world / cfg.accumulate)
                     (scaler.scale(scaled) if scaler is not None else scaled).backward()
@@ -767,18 +532,6 @@ class Trainer:
             "images_per_s": done * global_batch / seconds,
         }
 
-    def _interrupted(self, folder: Path | None) -> None:
-        where = self.position
-        stage = self.config.stages[min(where.stage, len(self.config.stages) - 1)].name
-        saved = f"; checkpoint in {folder}, continue with --resume" if folder is not None else ""
-        msg = (
-            f"training stopped after optimizer step {where.global_step} "
-            f"({stage}, epoch {where.epoch + 1}, {where.step} steps into it){saved}"
-        )
-        raise TrainingInterrupted(
-            msg, checkpoint=latest_checkpoint(folder) if folder else None, signum=self._guard.signum
-        )
-
     def _select(self, record: dict[str, Any], run: _Run) -> None:
         """Keep the best epoch's model in ``run.out`` (main process)."""
         if not (self.config.select_best and run.val is not None):
@@ -826,105 +579,6 @@ class Trainer:
         result.output, result.last = run.out, last
         result.weights_sha256 = self.best.get("weights_sha256") if best else sha
         return result
-
-    # -- evaluation ------------------------------------------------------------------------
-    @torch.no_grad()
-    def prototypes(self) -> tuple[torch.Tensor, torch.Tensor]:
-        self.model.eval()
-        return prototypes_for_classes(
-            self.model, self.tokenizer, texts=self.class_texts, symbols=list(self.class_symbols)
-        )
-
-    @torch.no_grad()
-    def embed_images(self, data: LabelledImages, batch_size: int | None = None) -> torch.Tensor:
-        self.model.eval()
-        size = batch_size or self.config.eval_batch_size
-        out = []
-        for start in range(0, len(data), size):
-            chunk = torch.from_numpy(data.images[start : start + size]).to(self.device)
-            with self.precision.autocast():
-                out.append(self.model.encode_image(chunk.float().div_(255.0)).float())
-        return torch.cat(out)
-
-    def _current_prototypes(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`prototypes` once per optimizer step (validation and saving share them)."""
-        key = (self.position.global_step, self.model.symbol_tower)
-        if self._prototype_cache is None or self._prototype_cache[0] != key:
-            self._prototype_cache = (key, self.prototypes())
-        return self._prototype_cache[1]
-
-    def _scores(self, data: LabelledImages, alphas: Sequence[float]) -> dict[float, float]:
-        text, symbol = self._current_prototypes()
-        emb = self.embed_images(data)
-        labels = torch.from_numpy(np.asarray(data.labels)).to(self.device)
-        allowed = self._members[labels]  # a coarse label is right for any of its classes
-        rows = torch.arange(len(labels), device=self.device)
-        out = {}
-        for a in alphas:
-            probs = class_probabilities(
-                emb, mix_prototypes(text, symbol, a), self.model.logit_scale
-            )
-            out[a] = float(allowed[rows, probs.argmax(1)].float().mean())
-        return out
-
-    @torch.no_grad()
-    def validate(self, data: LabelledImages) -> dict[str, float]:
-        """Accuracies of text, symbol and tuned mixed prototypes, and the tuned ``alpha``.
-
-        One pass: the prototypes and image embeddings are computed once and
-        every mix of :data:`ALPHA_GRID` is scored (ties: closest to 0.5).
-        """
-        scores = self._scores(data, ALPHA_GRID)
-        acc, _, alpha = max((acc, -abs(a - 0.5), a) for a, acc in scores.items())
-        self.model.train()
-        return {
-            "val_acc_text": scores[1.0],
-            "val_acc_symbol": scores[0.0],
-            "val_acc_mix": acc,
-            "alpha": float(alpha),
-        }
-
-    def save(
-        self,
-        output: str | Path,
-        *,
-        alpha: float,
-        metrics: dict[str, float],
-        half: bool = False,
-        provenance: dict[str, Any] | None = None,
-    ) -> str:
-        """Write the current model as a model directory (safetensors + JSON spec)."""
-        text, symbol = self._current_prototypes()
-        cfg = self.config
-        spec = ModelSpec(
-            architecture=cfg.architecture,
-            architecture_config=architecture_config(cfg.architecture),
-            symbol_tower=self.model.symbol_tower,
-            preprocess=cfg.preprocess,
-            class_keys=self.taxonomy.keys,
-            class_names=self.taxonomy.names,
-            text=TextConfig.from_dict(cfg.text).to_dict(self.taxonomy.keys),
-            symbols=SymbolConfig.from_dict(cfg.symbols).to_dict(),
-            prototype_alpha=alpha,
-            taxonomy=self.taxonomy.name,
-            name=cfg.name,
-            training={
-                "config": cfg.to_dict(),
-                "history": self.history,
-                "validation": metrics,
-                "pretrained": cfg.pretrained,
-                "package_version": __version__,
-                "position": {
-                    "stage": self.position.stage,
-                    "epoch": self.position.epoch,
-                    "global_step": self.position.global_step,
-                },
-                **(provenance or {}),
-            },
-        )
-        return save_model(
-            output, self.model, spec, prototypes_text=text, prototypes_symbol=symbol, half=half
-        )
 
 
 def _used(stage: StageConfig) -> set[str]:

@@ -72,7 +72,7 @@ def clustered_data():
 
 @pytest.mark.parametrize("blas_threads", [1, 2])
 def test_exact_equals_brute_force(random_data, monkeypatch, blas_threads):
-    from galaxalign_astro.search import index as index_module
+    from galaxalign_astro.search.index import exact as index_module
 
     # few queries take faiss's kernel with one BLAS thread, numpy BLAS otherwise
     monkeypatch.setattr(index_module, "_blas_threads", lambda: blas_threads)
@@ -94,7 +94,7 @@ def test_exact_equals_brute_force(random_data, monkeypatch, blas_threads):
 
 
 def test_exact_search_over_many_blocks_and_query_chunks(monkeypatch):
-    from galaxalign_astro.search import index as index_module
+    from galaxalign_astro.search.index import exact as index_module
 
     # small temporary-array budget: the store is scanned in 4096-row blocks
     monkeypatch.setattr(index_module, "_TEMP_ELEMENTS", 1 << 12)
@@ -137,7 +137,7 @@ def test_single_queries_match_batch_with_several_faiss_threads(random_data, monk
     # neighbours and scores
     import faiss
 
-    from galaxalign_astro.search import index as index_module
+    from galaxalign_astro.search.index import backends as index_module
 
     monkeypatch.setattr(index_module, "_SPLIT_MIN_CODES", 0)
     x, q = random_data
@@ -180,7 +180,7 @@ def test_tune_reaches_recall_target(random_data, kind):
 
 @pytest.mark.parametrize("kind", ["exact", "ivf", "hnsw"])
 def test_save_load_round_trip_memory_mapped(tmp_path, random_data, monkeypatch, kind):
-    from galaxalign_astro.search import index as index_module
+    from galaxalign_astro.search.index import exact as index_module
 
     # single exact queries then run faiss's kernel on the memory map (batches: BLAS)
     monkeypatch.setattr(index_module, "_blas_threads", lambda: 1)

@@ -68,8 +68,36 @@ def column_reference() -> str:
             "",
             column_reference_markdown(columns),
             "",
+            *provenance_reference(),
         ]
     )
+
+
+def provenance_reference() -> list[str]:
+    from galaxalign_astro.catalog import PROVENANCE_KEYS
+
+    rows = [
+        f"| `{key}` | `{name}` | {comment} |" for name, (key, comment) in PROVENANCE_KEYS.items()
+    ]
+    return [
+        "## Provenance",
+        "",
+        "Every command that writes a catalog (`classify`, `annotate`, `annotate-hats`,",
+        "`search`, and `evaluate` for its report) builds one `galaxalign_astro.catalog.Provenance`",
+        "record from the loaded model, the command and its inputs. In a FITS catalog it is",
+        "a set of standard 8-character header cards (below) plus the full record in",
+        "astropy's serialized-columns block; column descriptions are `TCOMMn` cards (and",
+        "the `TTYPEn` comments). HDF5 keeps the cards as attributes and the record as JSON",
+        "(`galaxalign`); Parquet keeps units and descriptions as Arrow field metadata and",
+        "the whole metadata as JSON under the schema key `galaxalign`; ECSV keeps it in",
+        "its YAML `meta`. `Provenance.from_meta(table.meta)` reads it back from any of",
+        "them. Cards without a value (no survey for local cutouts) are left out.",
+        "",
+        "| header key | `provenance_meta` name | meaning |",
+        "| --- | --- | --- |",
+        *rows,
+        "",
+    ]
 
 
 PAGES = {"cli.md": cli_reference, "columns.md": column_reference}

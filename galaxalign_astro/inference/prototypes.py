@@ -6,18 +6,5 @@ loaded), so they live in ``models/``; this old import path stays for its callers
 
 from __future__ import annotations
 
-from ..models.prototypes import (
-    class_probabilities,
-    encode_symbol_images,
-    encode_texts,
-    mix_prototypes,
-    prototypes_for_classes,
-)
-
-__all__ = [
-    "class_probabilities",
-    "encode_symbol_images",
-    "encode_texts",
-    "mix_prototypes",
-    "prototypes_for_classes",
-]
+from ..models.prototypes import *  # noqa: F403
+from ..models.prototypes import __all__  # noqa: F401

@@ -6,20 +6,5 @@ callers of ``galaxalign_astro.train.data``.
 
 from __future__ import annotations
 
-from ..datasets.prepared import (
-    LabelledImages,
-    from_catalog,
-    from_simulation,
-    prepare_files,
-    split_stratified,
-    to_uint8,
-)
-
-__all__ = [
-    "LabelledImages",
-    "from_catalog",
-    "from_simulation",
-    "prepare_files",
-    "split_stratified",
-    "to_uint8",
-]
+from ..datasets.prepared import *  # noqa: F403
+from ..datasets.prepared import __all__  # noqa: F401

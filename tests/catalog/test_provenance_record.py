@@ -100,6 +100,7 @@ def test_each_format_holds_it_in_its_native_place(tmp_path):
     with h5py.File(tmp_path / "c.h5") as f:
         attrs = dict(f[next(iter(f))].attrs)
     assert attrs["MODEL"] == "gxa-test"
+    assert Provenance.from_meta(attrs) == written
 
     _write(tmp_path / "c.parquet")
     schema = pq.read_schema(tmp_path / "c.parquet")

@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -491,7 +491,7 @@ def index_from_hats(
         kind = "exact" if n_total <= limit else "ivf"
     prov = hats_provenance(catalog)
     columns = [embedding_col] + ([id_col] if id_col is not None else [])
-    common = {
+    common: dict[str, Any] = {
         "model_name": prov.model_name,
         "weights_sha256": prov.weights_sha256,
         "catalog_path": str(base.resolve()),
@@ -548,7 +548,11 @@ def index_from_hats(
             raise ValueError(msg)
         if output is not None:
             save_search_index(
-                index, output, embedding_col=embedding_col, provenance=prov, overwrite=overwrite
+                index,
+                output,
+                embedding_col=embedding_col,
+                provenance=cast(Any, prov),  # a Provenance has every CatalogProvenance field
+                overwrite=overwrite,
             )
     return index
 

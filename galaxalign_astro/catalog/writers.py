@@ -1,4 +1,4 @@
-"""Choosing a catalog format and opening its writer."""
+"""Choosing a catalog format and opening its writer (from the format table)."""
 
 from __future__ import annotations
 
@@ -12,34 +12,16 @@ from astropy.table import Table
 from ..errors import UnsupportedFormatError
 from .base import CatalogWriter, check_output_path
 from .columns import ColumnSpec
-from .fits import FitsCatalogWriter
-from .hdf5 import Hdf5CatalogWriter
-from .parquet import ParquetCatalogWriter
-from .text import CsvCatalogWriter, EcsvCatalogWriter
+from .formats import CATALOG_FORMATS
 
 __all__ = ["FORMATS", "SUFFIXES", "open_writer", "output_format", "write_table"]
 
-#: writer class of each output format
+#: writer class of each output format (the writers of `CATALOG_FORMATS`)
 FORMATS: dict[str, type[CatalogWriter]] = {
-    cls.format: cls
-    for cls in (
-        FitsCatalogWriter,
-        Hdf5CatalogWriter,
-        ParquetCatalogWriter,
-        EcsvCatalogWriter,
-        CsvCatalogWriter,
-    )
+    fmt.name: fmt.writer for fmt in CATALOG_FORMATS.values() if fmt.writer is not None
 }
 #: output format of each file name suffix (compared case-insensitively)
-SUFFIXES = {
-    ".fits": "fits",
-    ".fit": "fits",
-    ".hdf5": "hdf5",
-    ".h5": "hdf5",
-    ".parquet": "parquet",
-    ".ecsv": "ecsv",
-    ".csv": "csv",
-}
+SUFFIXES = {suffix: fmt.name for fmt in CATALOG_FORMATS.values() for suffix in fmt.write_suffixes}
 #: rows per chunk when `write_table` writes an in-memory table
 _TABLE_CHUNK_ROWS = 65536
 

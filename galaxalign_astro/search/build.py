@@ -10,6 +10,7 @@ does not grow with the other columns: FITS tables are memory-mapped, HDF5 tables
 (astropy's compound layout, or one dataset per column as ``annotate
 --embeddings-hdf5`` writes) are sliced with h5py and Parquet files are read one
 column in record batches. Other formats (ECSV, CSV, VOTable...) are read whole.
+The readers are the catalog's (`galaxalign_astro.catalog.read`).
 
 The model that produced the embeddings is taken from the catalog's provenance:
 ``table.meta['galaxalign']`` (``model_name``, ``weights_sha256``, ``model_path``,
@@ -31,13 +32,15 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..catalog import open_column_reader
+from ..catalog.read import COLUMN_CHUNK_ROWS, ColumnView
 from ..errors import GalaxAlignError, GalaxAlignWarning, OutputExistsError
 from .index import (
     EXACT_MAX_ROWS,
@@ -73,7 +76,7 @@ log = logging.getLogger(__name__)
 #: default name of the embedding column (``classify``; ``annotate`` prefixes it, ``gxa_``)
 EMBEDDING_COL = "embedding"
 #: rows read per chunk from a catalog file (16 MiB of float32 embeddings at d=64)
-CATALOG_CHUNK_ROWS = 65536
+CATALOG_CHUNK_ROWS = COLUMN_CHUNK_ROWS
 #: file in an index directory recording its catalog, embedding column and model (ours)
 SEARCH_SIDECAR = "search.json"
 #: name of the catalog ``index --cutouts`` writes inside the index directory
@@ -81,13 +84,8 @@ CUTOUT_CATALOG = "catalog.fits"
 _SIDECAR_FORMAT = "galaxalign-astro search index"
 #: already-indexed rows compared with the catalog before ``--add`` (ours)
 _ADD_CHECK_ROWS = 256
-_FITS_SUFFIXES = (".fits", ".fit", ".fts")
-_HDF5_SUFFIXES = (".hdf5", ".h5", ".he5")
-_PARQUET_SUFFIXES = (".parquet", ".pq")
 #: header keys of a FITS table HDU that Table.read leaves in ``meta`` and writers refuse
 _HDU_KEY_RE = re.compile(r"EXTNAME|EXTVER|EXTLEVEL|LONGSTRN|CHECKSUM|DATASUM")
-_YAML_BEGIN = "--BEGIN-ASTROPY-SERIALIZED-COLUMNS--"
-_YAML_END = "--END-ASTROPY-SERIALIZED-COLUMNS--"
 
 
 # -- provenance -------------------------------------------------------------------------
@@ -180,10 +178,12 @@ def valid_embedding_rows(embeddings: Any) -> np.ndarray:
 # -- reading catalog files a column at a time -----------------------------------------
 
 
-class CatalogColumns:
+class CatalogColumns(ColumnView):
     """Columns of a catalog file, read a chunk (or a few rows) at a time.
 
     Use `open_catalog_columns`; close it (or use it as a context manager) when done.
+    A `~galaxalign_astro.catalog.read.ColumnView` (over the catalog readers) that
+    knows the model provenance and raises `IndexMismatchError` for rows outside it.
 
     Attributes
     ----------
@@ -194,314 +194,12 @@ class CatalogColumns:
         The table metadata (astropy's metadata block where the file has one).
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.n_rows = 0
-        self.colnames: list[str] = []
-        self.meta: dict[str, Any] = {}
-
-    def __enter__(self) -> CatalogColumns:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Release open files."""
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.path} ({self.n_rows} rows)>"
+    out_of_range_error = IndexMismatchError
 
     @property
     def provenance(self) -> CatalogProvenance:
         """The model provenance recorded in the catalog."""
         return catalog_provenance(self.meta)
-
-    def require(self, name: str) -> None:
-        """Raise ValueError naming the catalog (and its embedding columns) if ``name`` is absent."""
-        if name not in self.colnames:
-            hint = [c for c in self.colnames if c.lower().endswith("embedding")]
-            extra = f"; embedding columns here: {', '.join(hint)}" if hint else ""
-            msg = f"catalog {self.path} has no column {name!r}{extra}"
-            raise ValueError(msg)
-
-    def iter_column(
-        self, name: str, *, chunk_rows: int = CATALOG_CHUNK_ROWS
-    ) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield ``(first row, values)`` chunks of column ``name``, in row order.
-
-        Vector cells come back as (rows, d) arrays; masked or null entries as NaN
-        (floats). Text comes back as ``str`` arrays.
-        """
-        self.require(name)
-        for start in range(0, self.n_rows, chunk_rows):
-            yield start, self._slice(name, start, min(start + chunk_rows, self.n_rows))
-
-    def read_rows(self, rows: Sequence[int] | np.ndarray, names: Sequence[str]) -> dict:
-        """Values of columns ``names`` at ``rows`` (in the order given) as a dict of arrays."""
-        rows = np.asarray(rows, dtype=np.int64)
-        if len(rows) and (rows.min() < 0 or rows.max() >= self.n_rows):
-            msg = f"row {int(rows.max())} is outside catalog {self.path} ({self.n_rows} rows)"
-            raise IndexMismatchError(msg)
-        for name in names:
-            self.require(name)
-        return {name: self._take(name, rows) for name in names}
-
-    def _slice(self, name: str, start: int, stop: int) -> np.ndarray:
-        raise NotImplementedError
-
-    def _take(self, name: str, rows: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-
-def _plain(values: Any) -> np.ndarray:
-    """Text as ``str``, masked floats as NaN, everything else as a plain array."""
-    if isinstance(values, np.ma.MaskedArray):
-        if values.dtype.kind == "f":
-            values = values.filled(np.nan)
-        else:
-            values = values.data
-    arr = np.asarray(values)
-    if arr.dtype.kind == "S":
-        arr = np.char.decode(arr, "utf-8", "replace")
-    if arr.dtype.kind == "O":
-        arr = arr.astype(str)
-    if arr.dtype.kind == "f" and arr.dtype.byteorder not in ("=", "|"):
-        arr = arr.astype(arr.dtype.newbyteorder("="))
-    return arr
-
-
-class _FitsColumns(CatalogColumns):
-    def __init__(self, path: Path) -> None:
-        from astropy.io import fits
-
-        super().__init__(path)
-        self._hdul = fits.open(path, memmap=True)
-        try:
-            hdu = next(
-                (h for h in self._hdul if isinstance(h, fits.BinTableHDU | fits.TableHDU)), None
-            )
-            if hdu is None:
-                msg = f"catalog {path} has no table HDU"
-                raise ValueError(msg)
-            self._hdu: Any = hdu
-            header = self._hdu.header
-            self.n_rows = int(header.get("NAXIS2", 0))
-            self.colnames = list(self._hdu.columns.names)
-            self.meta = {k: v for k, v in header.items() if k and k not in ("COMMENT", "HISTORY")}
-            self.meta.update(_fits_yaml_meta(header))
-        except BaseException:
-            self._hdul.close()
-            raise
-
-    def close(self) -> None:
-        self._hdul.close()
-
-    def _slice(self, name: str, start: int, stop: int) -> np.ndarray:
-        return _plain(self._hdu.data.field(name)[start:stop])
-
-    def _take(self, name: str, rows: np.ndarray) -> np.ndarray:
-        return _plain(self._hdu.data.field(name)[rows])
-
-
-def _fits_yaml_meta(header: Any) -> dict[str, Any]:
-    """Table metadata from astropy's serialized-columns block of COMMENT cards."""
-    from astropy.table import meta as table_meta
-
-    comments = [str(c) for c in header.get("COMMENT", [])]
-    try:
-        i0, i1 = comments.index(_YAML_BEGIN), comments.index(_YAML_END)
-    except ValueError:
-        return {}
-    # lines longer than 70 characters continue on the next card after a backslash
-    lines: list[str] = []
-    continued = False
-    for line in comments[i0 + 1 : i1]:
-        if continued:
-            lines[-1] += line[:70]
-        else:
-            lines.append(line[:70])
-        continued = len(line) == 71
-    try:
-        return dict(table_meta.get_header_from_yaml(lines).get("meta", {}))
-    except Exception:  # a damaged block only loses the provenance
-        log.warning("cannot parse the astropy metadata block of a FITS header; ignored")
-        return {}
-
-
-class _Hdf5Columns(CatalogColumns):
-    def __init__(self, path: Path) -> None:
-        import h5py
-        from astropy.table import meta as table_meta
-
-        super().__init__(path)
-        self._file = h5py.File(path, "r")
-        try:
-            tables: list[str] = []
-            self._file.visititems(
-                lambda name, obj: (
-                    tables.append(name)
-                    if isinstance(obj, h5py.Dataset) and obj.dtype.names and obj.ndim == 1
-                    else None
-                )
-            )
-            if "catalog" in tables or len(tables) == 1:
-                self._dset = self._file["catalog" if "catalog" in tables else tables[0]]
-                self.n_rows = int(self._dset.shape[0])
-                self.colnames = list(self._dset.dtype.names)
-                meta_name = self._dset.name + ".__table_column_meta__"
-                if meta_name in self._file:
-                    lines = [x.decode("utf-8") for x in self._file[meta_name][()]]
-                    self.meta = dict(table_meta.get_header_from_yaml(lines).get("meta", {}))
-                else:
-                    self.meta = {k: _attr(v) for k, v in self._dset.attrs.items()}
-            else:
-                # one dataset per column at the root (annotate --embeddings-hdf5)
-                self._dset = None
-                cols = [
-                    k
-                    for k, v in self._file.items()
-                    if isinstance(v, h5py.Dataset) and v.ndim >= 1 and not v.dtype.names
-                ]
-                if not cols:
-                    msg = f"catalog {path} holds no table and no column datasets"
-                    raise ValueError(msg)
-                self.colnames = cols
-                self.n_rows = int(self._file[cols[0]].shape[0])
-                self.meta = {k: _attr(v) for k, v in self._file.attrs.items()}
-        except BaseException:
-            self._file.close()
-            raise
-
-    def close(self) -> None:
-        self._file.close()
-
-    def _slice(self, name: str, start: int, stop: int) -> np.ndarray:
-        if self._dset is not None:
-            return _plain(self._dset.fields(name)[start:stop])
-        return _plain(self._file[name][start:stop])
-
-    def _take(self, name: str, rows: np.ndarray) -> np.ndarray:
-        if not len(rows):
-            return self._slice(name, 0, 0)
-        # h5py point selection needs increasing, unique indices
-        uniq, inverse = np.unique(rows, return_inverse=True)
-        source = self._dset.fields(name) if self._dset is not None else self._file[name]
-        return _plain(source[uniq])[inverse]
-
-
-def _attr(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-class _ParquetColumns(CatalogColumns):
-    def __init__(self, path: Path) -> None:
-        import pyarrow.parquet as pq
-        from astropy.table import meta as table_meta
-
-        super().__init__(path)
-        self._file = pq.ParquetFile(path)
-        self.n_rows = int(self._file.metadata.num_rows)
-        schema = self._file.schema_arrow
-        self.colnames = list(schema.names)
-        raw = schema.metadata or {}
-        if b"table_meta_yaml" in raw:
-            header = table_meta.get_header_from_yaml(raw[b"table_meta_yaml"].decode().splitlines())
-            self.meta = dict(header.get("meta", {}))
-
-    def close(self) -> None:
-        self._file.close()
-
-    def iter_column(
-        self, name: str, *, chunk_rows: int = CATALOG_CHUNK_ROWS
-    ) -> Iterator[tuple[int, np.ndarray]]:
-        self.require(name)
-        start = 0
-        for batch in self._file.iter_batches(batch_size=chunk_rows, columns=[name]):
-            yield start, _arrow_numpy(batch.column(0))
-            start += batch.num_rows
-
-    def _take(self, name: str, rows: np.ndarray) -> np.ndarray:
-        meta = self._file.metadata
-        bounds = np.cumsum([0] + [meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
-        groups = np.unique(np.searchsorted(bounds, rows, side="right") - 1)
-        pieces, firsts = [], []
-        for g in groups:
-            table = self._file.read_row_group(int(g), columns=[name])
-            pieces.append(_arrow_numpy(table.column(0).combine_chunks()))
-            firsts.append(int(bounds[g]))
-        if not pieces:
-            return self._slice_empty(name)
-        out = []
-        lookup = dict(zip(groups.tolist(), range(len(groups)), strict=True))
-        for r in rows:
-            g = int(np.searchsorted(bounds, r, side="right") - 1)
-            out.append(pieces[lookup[g]][r - firsts[lookup[g]]])
-        return np.asarray(out)
-
-    def _slice_empty(self, name: str) -> np.ndarray:
-        return _arrow_numpy(self._file.schema_arrow.empty_table().column(name).combine_chunks())
-
-
-def _arrow_numpy(array: Any) -> np.ndarray:
-    """One Arrow column as numpy: vectors (n, d) with null rows as NaN, text as ``str``."""
-    import pyarrow as pa
-
-    kind = array.type
-    n = len(array)
-    if pa.types.is_fixed_size_list(kind) or pa.types.is_list(kind) or pa.types.is_large_list(kind):
-        nulls = np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-        if pa.types.is_fixed_size_list(kind):
-            size = kind.list_size
-            values = array.values.slice(array.offset * size, n * size)
-            out = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64).reshape(
-                n, size
-            )
-        else:
-            rows = [np.full(0, np.nan) if v is None else np.asarray(v) for v in array.to_pylist()]
-            size = max((len(r) for r in rows), default=0)
-            out = np.full((n, size), np.nan)
-            for i, r in enumerate(rows):
-                if len(r) == size:
-                    out[i] = r
-        out = out.astype(np.float32) if out.size else out.reshape(n, size)
-        out[nulls] = np.nan
-        return out
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        return np.array(["" if v is None else v for v in array.to_pylist()], dtype=str)
-    return _plain(array.to_numpy(zero_copy_only=False))
-
-
-class _TableColumns(CatalogColumns):
-    """Any format astropy reads, read whole."""
-
-    def __init__(self, path: Path, table: Any = None) -> None:
-        from astropy.table import Table
-
-        super().__init__(path)
-        if table is None:
-            # a byte-order mark (spreadsheet exports) would otherwise start the first name
-            text = {"encoding": "utf-8-sig"} if path.suffix.lower() in (".csv", ".ecsv") else {}
-            try:
-                table = Table.read(path, **text)
-            except Exception as exc:  # astropy raises many types for an unreadable table
-                msg = f"cannot read catalog {path}: {exc}"
-                raise ValueError(msg) from exc
-            log.info("read catalog %s whole: its format is not read a column at a time", path)
-        self._table = table
-        self.n_rows = len(table)
-        self.colnames = list(table.colnames)
-        self.meta = dict(table.meta)
-
-    def _slice(self, name: str, start: int, stop: int) -> np.ndarray:
-        return _plain(self._table[name][start:stop])
-
-    def _take(self, name: str, rows: np.ndarray) -> np.ndarray:
-        return _plain(self._table[name][rows])
 
 
 def open_catalog_columns(catalog: str | os.PathLike[str] | Any) -> CatalogColumns:
@@ -517,22 +215,7 @@ def open_catalog_columns(catalog: str | os.PathLike[str] | Any) -> CatalogColumn
     -------
     CatalogColumns
     """
-    from astropy.table import Table
-
-    if isinstance(catalog, Table):
-        return _TableColumns(Path("<table>"), catalog)
-    path = Path(catalog)
-    if not path.is_file():
-        msg = f"catalog {path} does not exist" if not path.exists() else f"{path} is not a file"
-        raise FileNotFoundError(msg)
-    suffix = path.suffix.lower()
-    if suffix in _FITS_SUFFIXES:
-        return _FitsColumns(path)
-    if suffix in _HDF5_SUFFIXES:
-        return _Hdf5Columns(path)
-    if suffix in _PARQUET_SUFFIXES:
-        return _ParquetColumns(path)
-    return _TableColumns(path)
+    return CatalogColumns(open_column_reader(catalog))
 
 
 # -- building ---------------------------------------------------------------------------
@@ -596,7 +279,7 @@ def build_index(
         No such column, or no row has a valid embedding.
     """
     if embedding_col not in table.colnames:
-        with _TableColumns(Path("<table>"), table) as cols:
+        with open_catalog_columns(table) as cols:
             cols.require(embedding_col)
     values = table[embedding_col]
     valid = valid_embedding_rows(values)

@@ -467,25 +467,11 @@ def _stage(value: StageConfig | Mapping[str, Any]) -> StageConfig:
     return StageConfig(**data)
 
 
-#: names of :mod:`galaxalign_astro.train.recipe` that this module also offers
-_RECIPE_NAMES = frozenset(
-    {
-        "META_KEYS",
-        "apply_overrides",
-        "check_config",
-        "load_recipe",
-        "parse_override",
-        "recipe_dict",
-        "recipe_meta",
-    }
-)
-
-
 def __getattr__(name: str) -> Any:
-    # recipe imports this module, so its names are looked up when first asked for
-    if name in _RECIPE_NAMES:
-        from . import recipe
+    # the recipe functions (train.recipe imports this module, so they are looked up lazily)
+    from . import recipe
 
+    if name in recipe.__all__:
         return getattr(recipe, name)
     msg = f"module {__name__!r} has no attribute {name!r}"
     raise AttributeError(msg)

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 
 # Lowest first. A unit is a subpackage or a top-level module of the package.
 LAYERS: list[set[str]] = [
-    {"errors", "taxonomy", "utils", "_version"},
+    {"errors", "taxonomy", "utils", "_version", "recipes"},
     {"io", "text", "symbols", "catalog", "fetch"},
     {"preprocess", "modalities"},
     {"models", "simulate", "datasets"},

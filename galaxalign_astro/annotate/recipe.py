@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import logging
 import os
-import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..recipes import read_recipe
 
 __all__ = ["RECIPE_KEYS", "Recipe", "load_recipe", "run_recipe"]
 
@@ -91,40 +92,43 @@ class Recipe:
     check: str = "warn"
 
 
-def _relative(base: Path, value: Any) -> str:
-    path = Path(str(value)).expanduser()
-    return os.path.normpath(path if path.is_absolute() else base / path)
+#: tables that hold settings (``[recipe]`` describes the recipe)
+_TABLES = {table: keys for table, keys in RECIPE_KEYS.items() if table != "recipe"}
+#: settings that are paths relative to the recipe file
+_PATHS = ("input.catalog", "cutouts.base_dir", "cutouts.dir", "classify.classes")
 
 
-def load_recipe(path: str | os.PathLike[str]) -> Recipe:
+def load_recipe(path: str | os.PathLike[str], settings: Iterable[str] = ()) -> Recipe:
     """Read and check a recipe file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Recipe file (see the module docstring).
+    settings : iterable of str, optional
+        ``key=value`` overrides of the recipe (dotted keys, TOML values, e.g.
+        ``'write.chunk_size=500'``); their paths are relative to the current
+        directory.
 
     Raises
     ------
     ValueError
-        Unknown tables or keys, missing required keys, or both ``[cutouts]`` and
-        ``[fetch]``; the message names the file.
+        An unreadable file or invalid TOML, unknown tables or keys, missing
+        required keys, or both ``[cutouts]`` and ``[fetch]``; the message names
+        the file.
     """
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        msg = f"recipe {path}: not valid TOML ({exc})"
-        raise ValueError(msg) from None
-    unknown = sorted(set(data) - set(RECIPE_KEYS))
-    if unknown:
-        msg = f"recipe {path}: unknown table(s) {unknown}; known: {sorted(RECIPE_KEYS)}"
-        raise ValueError(msg)
-    for table, values in data.items():
-        if not isinstance(values, dict):
-            msg = f"recipe {path}: [{table}] must be a table"
-            raise ValueError(msg)
-        bad = sorted(set(values) - set(RECIPE_KEYS[table]))
-        if bad:
-            msg = f"recipe {path}: unknown key(s) {bad} in [{table}]; known: {RECIPE_KEYS[table]}"
-            raise ValueError(msg)
-    base = path.resolve().parent
-    get = {table: dict(data.get(table, {})) for table in RECIPE_KEYS}
+    read = read_recipe(
+        path,
+        settings,
+        tables=_TABLES,
+        meta="recipe",
+        meta_keys=RECIPE_KEYS["recipe"],
+        paths=_PATHS,
+        names_or_paths=("classify.model",),
+        prefix="recipe ",
+    )
+    get = {table: dict(read.data.get(table, {})) for table in _TABLES}
     for table, key in (("input", "catalog"), ("write", "output")):
         if key not in get[table]:
             msg = f"recipe {path}: [{table}] needs {key}"
@@ -135,16 +139,16 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
 
     inp, cut, fet, cls, out = (get[t] for t in ("input", "cutouts", "fetch", "classify", "write"))
     kwargs: dict[str, Any] = {
-        "input": _relative(base, inp.pop("catalog")),
+        "input": str(inp.pop("catalog")),
         "output": str(out.pop("output")),
         "input_format": inp.pop("format", None),
     }
     kwargs.update(inp)
     if "path_col" in cut:
         kwargs["path_col"] = cut.pop("path_col")
-        kwargs["base_dir"] = _relative(base, cut.pop("base_dir", "."))
+        kwargs["base_dir"] = cut.pop("base_dir", str(read.folder))
     if "dir" in cut:
-        kwargs["cutouts_dir"] = _relative(base, cut.pop("dir"))
+        kwargs["cutouts_dir"] = cut.pop("dir")
     if "pattern" in cut:
         kwargs["pattern"] = cut.pop("pattern")
     if cut:
@@ -158,18 +162,13 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
         if "fetch_dir" in fet:
             kwargs["fetch_dir"] = fet.pop("fetch_dir")
         kwargs["fetch_options"] = fet
-    model = cls.get("model")
-    if isinstance(model, str) and ("/" in model or model.startswith(".")):
-        cls["model"] = _relative(base, model)
-    if "classes" in cls:
-        cls["classes"] = _relative(base, cls["classes"])
     kwargs.update(cls)
     kwargs.update(out)
     check = str(get["preprocess"].get("check", "warn"))
     if check not in _CHECKS:
         msg = f"recipe {path}: [preprocess] check must be one of {_CHECKS}, not {check!r}"
         raise ValueError(msg)
-    meta = get["recipe"]
+    meta = read.meta
     return Recipe(
         path, str(meta.get("name", path.stem)), str(meta.get("description", "")), kwargs, check
     )

@@ -42,7 +42,7 @@ def command(recipe, output, test_data, variants, settings):
     fixed_temperature, label_10pct, label_1pct (see docs/training.md).
     """
     from ..evaluate.ablation import run_ablations
-    from ..train.config import load_recipe
+    from ..train.recipe import load_recipe
 
     quiet = click.get_current_context().meta.get("galaxalign.quiet", False)
     base = load_recipe(recipe, settings)

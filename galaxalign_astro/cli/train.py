@@ -107,8 +107,8 @@ def command(
     import os
 
     from ..train.api import train_model
-    from ..train.config import recipe_meta
     from ..train.interrupt import TrainingInterrupted
+    from ..train.recipe import recipe_meta
 
     if data is not None and n_sim is not None:
         raise click.UsageError("give at most one of --data and --simulate")

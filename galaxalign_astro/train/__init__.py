@@ -1,17 +1,10 @@
 """Training: typed configuration, prepared data and the two-stage trainer."""
 
 from .api import load_training_data, resolve_config, train_model
-from .config import (
-    DataSpec,
-    StageConfig,
-    TrainConfig,
-    apply_overrides,
-    check_config,
-    default_stages,
-    load_recipe,
-)
+from .config import DataSpec, StageConfig, TrainConfig, default_stages
 from .data import LabelledImages, from_catalog, from_simulation, split_stratified, to_uint8
 from .interrupt import TrainingInterrupted
+from .recipe import apply_overrides, check_config, load_recipe
 from .trainer import Trainer, TrainResult
 
 __all__ = [

@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from .config import DataSpec, TrainConfig, load_recipe
+from .config import DataSpec, TrainConfig
 from .data import LabelledImages, split_stratified
+from .recipe import load_recipe
 from .trainer import Trainer, TrainResult
 
 __all__ = ["load_training_data", "oversample", "resolve_config", "train_model"]

@@ -13,31 +13,7 @@ so the rows written do not depend on the chunk size.
 from __future__ import annotations
 
 from ..catalog import open_catalog
-from ..catalog.read import (
-    BLOCK_ROWS,
-    CatalogReader,
-    CsvReader,
-    EcsvReader,
-    FitsReader,
-    Hdf5Reader,
-    InputSchema,
-    ParquetReader,
-    TableReader,
-    plain_table,
-    sanitize_name,
-)
+from ..catalog.read import *  # noqa: F403
+from ..catalog.read import __all__ as read_names
 
-__all__ = [
-    "BLOCK_ROWS",
-    "CatalogReader",
-    "CsvReader",
-    "EcsvReader",
-    "FitsReader",
-    "Hdf5Reader",
-    "InputSchema",
-    "ParquetReader",
-    "TableReader",
-    "open_catalog",
-    "plain_table",
-    "sanitize_name",
-]
+__all__ = [*read_names, "open_catalog"]

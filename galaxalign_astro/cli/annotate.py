@@ -17,7 +17,7 @@ from .options import (
     common_options,
     device_option,
     fetch_options_from,
-    fetch_request_options,
+    fetch_source_options,
     model_option,
     overwrite_option,
     path_col_options,
@@ -64,16 +64,11 @@ def _explicit(ctx: click.Context, name: str) -> bool:
     show_default=True,
     help="File name in --cutouts: fields {id} (the --id-col value) and {row} (row number).",
 )
-@click.option(
-    "--fetch",
-    type=click.Choice(["legacysurvey", "sdss", "hips"]),
-    help="Cutouts: download from this survey while the model runs.",
-)
-@fetch_request_options
-@click.option(
-    "--fetch-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Fetch: keep the downloaded cutouts here [default: work directory, removed at the end].",
+@fetch_source_options(
+    fetch_help="Cutouts: download from this survey while the model runs.",
+    fetch_dir_help=(
+        "Fetch: keep the downloaded cutouts here [default: work directory, removed at the end]."
+    ),
 )
 @model_option
 @classes_option

@@ -15,7 +15,7 @@ from .options import (
     classes_option,
     common_options,
     fetch_options_from,
-    fetch_request_options,
+    fetch_source_options,
     model_option,
     overwrite_option,
     path_col_options,
@@ -57,16 +57,9 @@ def _shape(value: str | None) -> tuple[int, ...] | None:
 )
 @click.option("--id-col", help="ID column: {id} of --pattern.")
 @click.option("--pattern", default="{id}.fits", show_default=True, help="File name in --cutouts.")
-@click.option(
-    "--fetch",
-    type=click.Choice(["legacysurvey", "sdss", "hips"]),
-    help="Cutouts: download from this survey on the workers.",
-)
-@fetch_request_options
-@click.option(
-    "--fetch-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Fetch: keep the downloaded cutouts here, per partition [default: discard].",
+@fetch_source_options(
+    fetch_help="Cutouts: download from this survey on the workers.",
+    fetch_dir_help="Fetch: keep the downloaded cutouts here, per partition [default: discard].",
 )
 @model_option
 @classes_option

@@ -201,6 +201,24 @@ def fetch_request_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def fetch_source_options(
+    *, fetch_help: str, fetch_dir_help: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--fetch SURVEY``, its request options and ``--fetch-dir``: cutouts fetched on
+    the fly (``annotate``, ``annotate-hats``; each says where and for how long)."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        func = click.option(
+            "--fetch-dir", type=click.Path(file_okay=False, path_type=Path), help=fetch_dir_help
+        )(func)
+        func = fetch_request_options(func)
+        return click.option(
+            "--fetch", type=click.Choice(["legacysurvey", "sdss", "hips"]), help=fetch_help
+        )(func)
+
+    return decorate
+
+
 def fetch_options_from(params: dict[str, Any]) -> dict[str, Any]:
     """The fetch client options a user gave, from a command's parameters."""
     options = {key: params[key] for key in FETCH_REQUEST_OPTIONS if params.get(key) is not None}

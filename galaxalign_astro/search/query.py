@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
+from ..catalog import Provenance
 from ..errors import GalaxAlignWarning
 from .build import EMBEDDING_COL, CatalogColumns, index_vectors, open_catalog_columns
 from .index import EmbeddingIndex, IndexMismatchError
@@ -365,7 +366,14 @@ def search_by_embedding(
     if query is not None:
         info["query_kind"] = query.kind
         info["query"] = query.value
-    table.meta["galaxalign"] = {"search": info}
+    provenance = Provenance(
+        model_name=index.model_name,
+        weights_sha256=index.weights_sha256,
+        step="search",
+        settings=info,
+        input=index.metadata["catalog"]["path"],
+    )
+    table.meta.update(provenance.to_meta())
     return table
 
 

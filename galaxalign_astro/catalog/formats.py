@@ -163,11 +163,12 @@ def open_catalog(
     """
     path = _existing_file(path, "input catalog")
     fmt = reading_format(path, format)
-    options: dict[str, Any] = {
+    by_format: dict[str, dict[str, Any]] = {
         "fits": {"hdu": hdu},
         "hdf5": {"hdf5_path": hdf5_path},
         "table": {"format": format},
-    }.get(fmt.name, {})
+    }
+    options = by_format.get(fmt.name, {})
     reader = fmt.reader(path, **options)
     try:
         reader.schema  # noqa: B018 (an input the outputs cannot hold fails here)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 from astropy.table import Table
@@ -98,7 +98,7 @@ class CatalogReader:
     def close(self) -> None:
         """Release open files."""
 
-    def __enter__(self) -> CatalogReader:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

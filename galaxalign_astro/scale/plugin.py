@@ -56,17 +56,6 @@ _PARTITION_KEYWORDS = frozenset(
     ).split()
 )
 
-_ARROW_TYPES = {
-    "b1": "bool_",
-    "u1": "uint8",
-    "i2": "int16",
-    "i4": "int32",
-    "i8": "int64",
-    "f4": "float32",
-    "f8": "float64",
-    "U": "string",
-}
-
 
 def annotation_specs(
     model: Any = "default",
@@ -98,7 +87,7 @@ def annotation_specs(
 def _arrow_type(spec: Any) -> Any:
     import pyarrow as pa
 
-    kind = getattr(pa, _ARROW_TYPES[spec.dtype])()
+    kind = pa.string() if spec.dtype == "U" else pa.from_numpy_dtype(spec.numpy_dtype)
     for n in reversed(spec.shape):
         kind = pa.list_(kind, n)
     return kind

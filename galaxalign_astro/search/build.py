@@ -129,15 +129,8 @@ class CatalogColumns(ColumnView):
 
     Use `open_catalog_columns`; close it (or use it as a context manager) when done.
     A `~galaxalign_astro.catalog.read.ColumnView` (over the catalog readers) that
-    knows the model provenance and raises `IndexMismatchError` for rows outside it.
-
-    Attributes
-    ----------
-    path : `~pathlib.Path`
-    n_rows : int
-    colnames : list of str
-    meta : dict
-        The table metadata (astropy's metadata block where the file has one).
+    knows the model provenance and raises `IndexMismatchError` for rows outside it;
+    its attributes are the view's (``path``, ``n_rows``, ``colnames``, ``meta``).
     """
 
     out_of_range_error = IndexMismatchError

@@ -73,22 +73,28 @@ def check_resumable(manifest: dict[str, Any], wanted: dict[str, Any], work: Path
             f"the input file {new_in['path']} changed since the interrupted run (content "
             f"SHA-256 {old_in['sha256'][:12]}... -> {new_in['sha256'][:12]}...)"
         )
-    if manifest.get("model", {}).get("weights_sha256") != wanted["model"]["weights_sha256"]:
-        problems.append(
-            f"the model differs (weights sha256 {manifest.get('model', {}).get('weights_sha256')}"
-            f" -> {wanted['model']['weights_sha256']})"
-        )
-    if manifest.get("settings_sha256") != wanted["settings_sha256"]:
-        old, new = manifest.get("settings", {}), wanted["settings"]
-        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        detail = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
-        problems.append(f"settings differ ({detail or 'unknown'})")
+    problems += run_differences(manifest, wanted)
     if problems:
         msg = (
             f"cannot resume from {work}: " + "; ".join(problems) + ". Run again with "
             "restart=True (--restart) to discard the unfinished run."
         )
         raise ValueError(msg)
+
+
+def run_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """How the model and settings of run record ``new`` differ from ``old`` (the part of
+    a resume check that ``annotate`` and ``annotate-hats`` share)."""
+    problems = []
+    before, now = old.get("model", {}).get("weights_sha256"), new["model"]["weights_sha256"]
+    if before != now:
+        problems.append(f"the model differs (weights sha256 {before} -> {now})")
+    if old.get("settings_sha256") != new["settings_sha256"]:
+        was, wanted = old.get("settings", {}), new["settings"]
+        changed = sorted(k for k in set(was) | set(wanted) if was.get(k) != wanted.get(k))
+        detail = "; ".join(f"{k}: {was.get(k)!r} -> {wanted.get(k)!r}" for k in changed)
+        problems.append(f"settings differ ({detail or 'unknown'})")
+    return problems
 
 
 def _atomic_write(path: Path, write) -> None:

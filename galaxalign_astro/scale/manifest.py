@@ -132,6 +132,8 @@ def input_digest(catalog: Path) -> str:
 
 def check_resumable(old: Mapping[str, Any], new: Mapping[str, Any], output: Path) -> None:
     """Refuse (``ValueError``) to resume ``old`` when the input, model or settings differ."""
+    from ..annotate.workdir import run_differences
+
     problems = []
     before = old.get("input", {})
     if before.get("path") != new["input"]["path"]:
@@ -142,12 +144,7 @@ def check_resumable(old: Mapping[str, Any], new: Mapping[str, Any], output: Path
         problems.append("the unfinished run records no digest of its input (an earlier version)")
     elif before["sha256"] != new["input"]["sha256"]:
         problems.append("the input catalog's content changed")
-    if old.get("model", {}).get("weights_sha256") != new["model"]["weights_sha256"]:
-        problems.append("the model weights differ")
-    if old.get("settings_sha256") != new["settings_sha256"]:
-        before, now = old.get("settings", {}), new["settings"]
-        keys = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
-        problems.append(f"settings differ ({', '.join(keys) or 'unknown'})")
+    problems += run_differences(old, new)
     if problems:
         msg = (
             f"cannot resume the run in {output}: " + "; ".join(problems) + ". Start again "

@@ -4,16 +4,17 @@
 ``annotate-hats``, ``index``/``search``, ``evaluate``) builds: from the loaded
 model's record, the command and its inputs. `Provenance.to_meta` gives the table
 metadata every catalog writer stores in its format's native place, and
-`Provenance.from_meta` reads it back from any of them:
+`Provenance.from_meta` reads it back from any of them. The writers own each
+format's form of metadata (the same for an input catalog's own metadata):
 
 - FITS: standard 8-character header cards (``GAVERSN``, ``CREATOR``, ``DATE``,
-  ``MODEL``, ``WSHA256``, ``ENGINE``, ``PREPROC``...; `Provenance.fits_cards`), and
+  ``MODEL``, ``WSHA256``, ``ENGINE``, ``PREPROC``...; `fits_header_cards`), and
   astropy's serialized-columns block with the full record;
-- HDF5: attributes of the table dataset (`Provenance.hdf5_attrs`; the record as
-  JSON text under ``galaxalign``), and astropy's YAML header;
-- Parquet/Arrow: schema metadata ``galaxalign`` as JSON (`Provenance.arrow_metadata`),
+- HDF5: attributes of the table dataset (the record as JSON text under
+  ``galaxalign``), and astropy's YAML header;
+- Parquet/Arrow: schema metadata ``galaxalign`` (the whole metadata as JSON),
   beside astropy's ``table_meta_yaml``;
-- ECSV: the YAML ``meta`` of the header (`Provenance.to_meta` as it is).
+- ECSV: the YAML ``meta`` of the header.
 """
 
 from __future__ import annotations
@@ -413,18 +414,6 @@ class Provenance:
         meta.update(self.header())
         meta["galaxalign"] = self.record()
         return meta
-
-    def fits_cards(self) -> list[fits.Card]:
-        """The FITS header cards of this provenance (standard 8-character keys)."""
-        return fits_header_cards(self.header())
-
-    def hdf5_attrs(self) -> dict[str, Any]:
-        """HDF5 attributes: the header keys, and the record as JSON under ``galaxalign``."""
-        return {**self.header(), "galaxalign": json_text(self.record())}
-
-    def arrow_metadata(self) -> dict[bytes, bytes]:
-        """Arrow schema metadata: the whole table metadata as JSON under ``galaxalign``."""
-        return {b"galaxalign": json_text(self.to_meta()).encode()}
 
     # -- reading --------------------------------------------------------------------
 

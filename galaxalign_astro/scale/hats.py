@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
@@ -551,7 +551,7 @@ def index_from_hats(
                 index,
                 output,
                 embedding_col=embedding_col,
-                provenance=cast(Any, prov),  # a Provenance has every CatalogProvenance field
+                provenance=prov,
                 overwrite=overwrite,
             )
     return index

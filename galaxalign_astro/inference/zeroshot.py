@@ -155,7 +155,7 @@ def class_set_prototypes(loaded, class_set: ClassSet):
     symbols = [
         _symbol_images(loaded, c, class_set.base_dir, model.image_size) for c in class_set.classes
     ]
-    tokenizer = get_tokenizer(loaded.spec.architecture)
+    tokenizer = get_tokenizer(loaded.spec.architecture, config=model.config)
     with torch.no_grad():
         text, symbol = prototypes_for_classes(model, tokenizer, texts=texts, symbols=symbols)
     alpha = loaded.spec.prototype_alpha if class_set.alpha is None else class_set.alpha

@@ -8,8 +8,10 @@ go through the same open_clip factory. An upgrade of open_clip touches this file
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -127,9 +129,9 @@ def create_clip(
         An open_clip pretrained tag (downloaded by open_clip on machines with
         internet), or a local checkpoint file. None: random initialisation.
     config : dict, optional
-        An explicit architecture config (as stored in our checkpoints); it is
-        registered under ``name`` first so a checkpoint does not depend on the
-        installed registry.
+        An explicit architecture config (as stored in our checkpoints); the model
+        is built from it under ``name`` so a checkpoint does not depend on the
+        installed registry, and the registry is left as it was.
     cache_dir : str, optional
         Where open_clip keeps downloaded weights.
     weights_follow : bool
@@ -138,9 +140,7 @@ def create_clip(
         what the model will hold.
     """
     open_clip = _open_clip()
-    if config is not None:
-        open_clip.factory._MODEL_CONFIGS[name] = config
-    elif open_clip.get_model_config(name) is None:
+    if config is None and open_clip.get_model_config(name) is None:
         msg = f"unknown architecture {name!r}; see galaxalign_astro.models.list_architectures()"
         raise ModelLoadError(msg)
     pretrained_arg = None if pretrained is None else str(pretrained)
@@ -175,9 +175,10 @@ def create_clip(
     try:
         # open_clip warns on the root logger about random init; we log it ourselves
         logging.getLogger().setLevel(max(previous, logging.ERROR))
-        model = open_clip.create_model(
-            name, pretrained=pretrained_arg, cache_dir=cache_dir, weights_only=True
-        )
+        with _registered_as(open_clip, name, config):
+            model = open_clip.create_model(
+                name, pretrained=pretrained_arg, cache_dir=cache_dir, weights_only=True
+            )
     except Exception as exc:
         msg = f"{name}: cannot load pretrained weights {pretrained_arg!r}: {exc}"
         raise ModelLoadError(msg.splitlines()[0]) from exc
@@ -188,10 +189,40 @@ def create_clip(
     return model
 
 
-def get_tokenizer(name: str, *, context_length: int | None = None):
-    """open_clip tokenizer of architecture ``name`` (works offline for CLIP BPE)."""
+@contextlib.contextmanager
+def _registered_as(open_clip: Any, name: str, config: dict[str, Any] | None) -> Iterator[None]:
+    """open_clip builds ``name`` from ``config`` inside the block; the registry is restored.
+
+    A saved model's stored architecture must not replace what ``name`` means for
+    later models built by name (a checkpoint at another input size, say).
+    """
+    if config is None:
+        yield
+        return
+    registry = open_clip.factory._MODEL_CONFIGS
+    previous = registry.get(name)
+    registry[name] = config
+    try:
+        yield
+    finally:
+        if previous is None:
+            registry.pop(name, None)
+        else:
+            registry[name] = previous
+
+
+def get_tokenizer(
+    name: str, *, config: dict[str, Any] | None = None, context_length: int | None = None
+):
+    """open_clip tokenizer of architecture ``name`` (works offline for CLIP BPE).
+
+    ``config`` (a saved model's stored architecture) is used in place of the
+    registry's, so a model whose architecture is not registered gets its own
+    context length.
+    """
     open_clip = _open_clip()
-    return open_clip.get_tokenizer(name, context_length=context_length)
+    with _registered_as(open_clip, name, config):
+        return open_clip.get_tokenizer(name, context_length=context_length)
 
 
 def create_model(

@@ -5,18 +5,48 @@ tower encodes descriptions, and symbols go either through the visual tower
 itself (stage 1, *shared*) or through ``symbol_visual``, an exact copy of it made
 when stage 2 starts (*separate*). Inputs are images in [0, 1]; the model applies
 the backbone's mean/std normalisation itself so data loading never needs to know it.
+
+Towers with batch normalisation (the timm CNNs): while the tower is shared, symbols
+are normalised by their own batch statistics but do not update the running
+statistics, so those describe galaxy images only, which is what inference sees
+(ours; a ViT has no such statistics and is unaffected).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["GalaxAlignModel"]
+__all__ = ["GalaxAlignModel", "frozen_norm_statistics"]
+
+
+@contextlib.contextmanager
+def frozen_norm_statistics(module: nn.Module) -> Iterator[None]:
+    """Batch norms in ``module`` keep their running statistics inside the block.
+
+    In training mode they still normalise by the batch's own statistics (momentum
+    0 leaves the running mean and variance as they are); other layers are untouched.
+    """
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [
+        (m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None)
+        for m in norms
+    ]
+    try:
+        for m in norms:
+            m.momentum = 0.0
+        yield
+    finally:
+        for m, (momentum, tracked) in zip(norms, saved, strict=True):
+            m.momentum = momentum
+            if tracked is not None:
+                m.num_batches_tracked.copy_(tracked)
 
 
 class GalaxAlignModel(nn.Module):
@@ -71,8 +101,11 @@ class GalaxAlignModel(nn.Module):
 
     def encode_symbol(self, symbols: torch.Tensor, *, normalize: bool = True) -> torch.Tensor:
         """Embed schematic symbols (B, 3, S, S) in [0, 1]."""
-        tower = self.clip.visual if self.symbol_visual is None else self.symbol_visual
-        features = tower(self._normalise_input(symbols))
+        if self.symbol_visual is not None:
+            features = self.symbol_visual(self._normalise_input(symbols))
+        else:
+            with frozen_norm_statistics(self.clip.visual):
+                features = self.clip.visual(self._normalise_input(symbols))
         return F.normalize(features, dim=-1) if normalize else features
 
     def encode_text(self, tokens: torch.Tensor, *, normalize: bool = True) -> torch.Tensor:

@@ -148,7 +148,7 @@ def _text_query(loaded: Any, text: str) -> Query:
         msg = "the query text is empty"
         raise ValueError(msg)
     templates = TextConfig.from_dict(loaded.spec.text or {}).templates
-    tokenizer = get_tokenizer(loaded.spec.architecture)
+    tokenizer = get_tokenizer(loaded.spec.architecture, config=loaded.model.config)
     with torch.inference_mode():
         emb = encode_texts(loaded.model, tokenizer, [t.format(text) for t in templates])
         # the mean of the normalised per-template embeddings, as for class prototypes

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ..models.checkpoint import ModelSpec, save_model
-from ..models.factory import architecture_config
 from ..symbols import SymbolConfig
 from ..text import TextConfig
 from .interrupt import StopGuard, TrainingInterrupted
@@ -178,7 +177,7 @@ class _ResumeMixin:
         cfg = self.config
         spec = ModelSpec(
             architecture=cfg.architecture,
-            architecture_config=architecture_config(cfg.architecture),
+            architecture_config=self.model.config,
             symbol_tower=self.model.symbol_tower,
             preprocess=cfg.preprocess,
             class_keys=self.taxonomy.keys,

@@ -152,7 +152,7 @@ class Trainer(_BatchesMixin, _ResumeMixin, _ValidationMixin):
             raise ValueError(msg)
         if config.init_from is not None:
             self._initialise_from(config.init_from)
-        self.tokenizer = get_tokenizer(config.architecture)
+        self.tokenizer = get_tokenizer(config.architecture, config=self.model.config)
         # labels are nodes: the classes, then the taxonomy's coarse groups (one row each)
         keys = self.taxonomy.keys
         nodes = self.taxonomy.node_keys

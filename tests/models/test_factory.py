@@ -120,3 +120,24 @@ def test_warm_start_refuses_a_different_architecture():
     target = create_model("gxa-micro", config=wider)
     with pytest.raises(ValueError, match="more than the image size"):
         warm_start_state(small, source.clip.state_dict(), target)
+
+
+def test_a_stored_architecture_does_not_redefine_the_registered_one():
+    """Loading a model saved at another input size leaves ``gxa-micro`` as registered."""
+    import copy
+
+    from galaxalign_astro.models.factory import architecture_config, get_tokenizer
+
+    registered = architecture_config("gxa-micro")
+    stored = copy.deepcopy(registered)
+    stored["vision_cfg"]["image_size"] = 48
+    stored["text_cfg"]["context_length"] = 16
+    assert create_model("gxa-micro", config=stored).image_size == 48
+    assert architecture_config("gxa-micro") == registered
+    assert create_model("gxa-micro").image_size == registered["vision_cfg"]["image_size"]
+    # the tokenizer follows the stored config's context length, the registry's otherwise
+    assert get_tokenizer("gxa-micro", config=stored)(["a spiral"]).shape[1] == 16
+    assert get_tokenizer("gxa-micro")(["a spiral"]).shape[1] == 32
+    # an architecture known only from a saved model's config
+    assert get_tokenizer("gxa-only-stored", config=stored)(["x"]).shape[1] == 16
+    assert create_model("gxa-only-stored", config=stored).image_size == 48

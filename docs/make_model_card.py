@@ -339,7 +339,10 @@ def main() -> None:
         "- The real images are mostly SDSS composites; DECaLS grz cutouts (the survey the",
         "  simulator mimics) are fewer among them.",
         "- Speed: the input size sets the image tower's cost; docs/benchmarks.md gives classify"
-        " throughput of this model and the previous 96 px default, measured in one run.",
+        " throughput of this model and the previous default, measured in one run.",
+        "- Label noise caps the real numbers: most `val` labels are Galaxy Zoo 1 majority votes",
+        "  without an agreement threshold, and two unrelated architectures mostly make the same",
+        '  mistakes on them (docs/training.md, "Candidates measured on real `val`").',
         "- A small CPU architecture: a pretrained ViT-B-16 fine-tuned on real Galaxy10 DECaLS",
         "  (the paper's setting, `pipelines/train_galaxy10_vit_b16.toml`) is expected to do",
         "  better where a GPU and the data are available.",

@@ -68,33 +68,10 @@ def _no_remote_network(request, monkeypatch):
 @pytest.fixture(scope="session")
 def micro_model(tmp_path_factory):
     """A gxa-micro model trained for a few steps on synthetic blobs (both stages)."""
-    import numpy as np
+    from tests.cutout_factory import train_blob_model
 
-    from galaxalign_astro.io import Cutout
-    from galaxalign_astro.preprocess import PreprocessConfig, prepare
-    from galaxalign_astro.train import LabelledImages, TrainConfig, Trainer, default_stages
-    from galaxalign_astro.train.data import to_uint8
-    from tests.cutout_factory import galaxy_cube
-
-    pre = PreprocessConfig(size=32)
-    images, labels = [], []
-    for i in range(80):
-        cube = galaxy_cube(64, q=1 - 0.09 * (i % 10), angle=0.3 * i, seed=i)
-        cut = Cutout(cube, ("g", "r", "z"), "flux", None, f"sim{i}")
-        images.append(to_uint8(prepare(cut, pre).image))
-        labels.append(i % 10)
-    data = LabelledImages(np.stack(images), np.array(labels))
-    config = TrainConfig(
-        architecture="gxa-micro",
-        preprocess=pre,
-        stages=default_stages(1, 1),
-        batch_size=16,
-        symbols={"variants": 2},
-        name="micro-test",
-    )
     out = tmp_path_factory.mktemp("models") / "micro"
-    Trainer(config).fit(data.subset(np.arange(60)), data.subset(np.arange(60, 80)), output=out)
-    return out
+    return train_blob_model("gxa-micro", out, n=80, n_train=60, name="micro-test")
 
 
 @pytest.fixture(scope="session")

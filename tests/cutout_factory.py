@@ -61,3 +61,38 @@ def write_extensions(path, cube, *, bands="grz", keyword="FILTER", ra=150.0, dec
         hdus.append(fits.ImageHDU(plane, header=h))
     fits.HDUList(hdus).writeto(path, overwrite=True)
     return path
+
+
+def train_blob_model(architecture: str, output, *, n: int, n_train: int, name: str, **settings):
+    """A model of ``architecture`` trained two-stage (one epoch each) on ``n`` 32 px blobs.
+
+    Blob ``i`` is class ``i % 10`` with axis ratio ``1 - 0.09 * (i % 10)``; the first
+    ``n_train`` train and the rest are held out. ``settings`` go to ``TrainConfig``.
+    Returns ``output``, the saved model's folder.
+    """
+    from galaxalign_astro.io import Cutout
+    from galaxalign_astro.preprocess import PreprocessConfig, prepare
+    from galaxalign_astro.train import LabelledImages, TrainConfig, Trainer, default_stages
+    from galaxalign_astro.train.data import to_uint8
+
+    pre = PreprocessConfig(size=32)
+    images = []
+    for i in range(n):
+        cube = galaxy_cube(64, q=1 - 0.09 * (i % 10), angle=0.3 * i, seed=i)
+        images.append(
+            to_uint8(prepare(Cutout(cube, ("g", "r", "z"), "flux", None, f"sim{i}"), pre).image)
+        )
+    data = LabelledImages(np.stack(images), np.arange(n) % 10)
+    config = TrainConfig(
+        architecture=architecture,
+        preprocess=pre,
+        stages=default_stages(1, 1),
+        batch_size=16,
+        symbols={"variants": 2},
+        name=name,
+        **settings,
+    )
+    Trainer(config).fit(
+        data.subset(np.arange(n_train)), data.subset(np.arange(n_train, n)), output=output
+    )
+    return output

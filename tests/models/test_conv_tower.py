@@ -36,36 +36,13 @@ def conv_model(tmp_path_factory):
     """A two-stage-trained conv-tower model on synthetic blobs, saved to a folder."""
     import open_clip
 
-    from galaxalign_astro.io import Cutout
-    from galaxalign_astro.preprocess import PreprocessConfig, prepare
-    from galaxalign_astro.train import LabelledImages, TrainConfig, Trainer, default_stages
-    from galaxalign_astro.train.data import to_uint8
-    from tests.cutout_factory import galaxy_cube
+    from tests.cutout_factory import train_blob_model
 
     configs = tmp_path_factory.mktemp("configs")
     (configs / "gxa-test-conv.json").write_text(json.dumps(CONV_CONFIG))
     open_clip.add_model_config(configs)
-    pre = PreprocessConfig(size=32)
-    images, labels = [], []
-    for i in range(60):
-        cube = galaxy_cube(64, q=1 - 0.09 * (i % 10), angle=0.3 * i, seed=i)
-        images.append(
-            to_uint8(prepare(Cutout(cube, ("g", "r", "z"), "flux", None, f"s{i}"), pre).image)
-        )
-        labels.append(i % 10)
-    data = LabelledImages(np.stack(images), np.array(labels))
-    config = TrainConfig(
-        architecture="gxa-test-conv",
-        preprocess=pre,
-        stages=default_stages(1, 1),
-        batch_size=16,
-        symbols={"variants": 2},
-        name="conv-test",
-        device="cpu",
-    )
     out = tmp_path_factory.mktemp("models") / "conv"
-    Trainer(config).fit(data.subset(np.arange(48)), data.subset(np.arange(48, 60)), output=out)
-    return out
+    return train_blob_model("gxa-test-conv", out, n=60, n_train=48, name="conv-test", device="cpu")
 
 
 def test_a_saved_conv_model_loads_with_its_stored_architecture(conv_model):

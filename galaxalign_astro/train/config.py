@@ -275,6 +275,12 @@ class TrainConfig:
         A saved GalaxAlign model (directory or bundled name) whose image and text
         towers start the run (ours: a warm start, e.g. from the simulated-only model);
         same architecture. None: ``pretrained`` decides.
+    image_weights : str or None
+        Weights for the trunk of a timm image tower before training (ours): a known
+        source that an installed package ships (``efficientnet-lite0-imagenet``, see
+        :mod:`galaxalign_astro.models.trunk_weights`) or a file with a timm state
+        dict. Applied before ``init_from``. None: the tower starts as ``pretrained``
+        leaves it.
     preprocess : PreprocessConfig
         Stored with the model; ``size`` must be the architecture's image size.
     stages : list of StageConfig
@@ -323,6 +329,7 @@ class TrainConfig:
     architecture: str = "gxa-tiny"
     pretrained: str | None = None
     init_from: str | None = None
+    image_weights: str | None = None
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     stages: list[StageConfig] = field(default_factory=default_stages)
     batch_size: int = 64

@@ -150,6 +150,8 @@ class Trainer(_BatchesMixin, _ResumeMixin, _ValidationMixin):
                 f"but preprocessing makes {config.preprocess.size} px"
             )
             raise ValueError(msg)
+        if config.image_weights is not None:
+            self._load_image_weights(config.image_weights)
         if config.init_from is not None:
             self._initialise_from(config.init_from)
         self.tokenizer = get_tokenizer(config.architecture, config=self.model.config)
@@ -168,6 +170,22 @@ class Trainer(_BatchesMixin, _ResumeMixin, _ValidationMixin):
         self._guard = StopGuard()
         self._carried_sums: dict[str, float] = {}
         self._prototype_cache: tuple | None = None
+
+    def _load_image_weights(self, spec: str) -> None:
+        """Fill the image tower's timm trunk with pretrained weights (ours)."""
+        from ..models.trunk_weights import load_trunk_weights
+
+        trunk = getattr(self.model.clip.visual, "trunk", None)
+        if trunk is None:
+            msg = (
+                f"image_weights {spec!r}: architecture {self.config.architecture} has no timm "
+                "image tower (vision_cfg.timm_model_name)"
+            )
+            raise ValueError(msg)
+        timm_model = self.model.config.get("vision_cfg", {}).get("timm_model_name")
+        info = load_trunk_weights(trunk, spec, timm_model=timm_model)
+        self.model.to(self.device)
+        log.info("image trunk initialised from %s (%d tensors)", spec, info["tensors"])
 
     def _initialise_from(self, source: str) -> None:
         """Start from the image and text towers of a saved model (ours: warm start)."""
@@ -325,7 +343,7 @@ class Trainer(_BatchesMixin, _ResumeMixin, _ValidationMixin):
             self._carried_sums = dict(state.epoch_sums)
         else:
             self.history, self.best, self.position = [], {}, Position()
-            if cfg.pretrained is None and cfg.init_from is None:
+            if cfg.pretrained is None and cfg.init_from is None and cfg.image_weights is None:
                 log.info("%s: random initialisation (no pretrained weights)", cfg.architecture)
         self.best.setdefault("n_train", n)
         self._prototype_cache = None

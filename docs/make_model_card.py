@@ -3,7 +3,8 @@
 Usage::
 
     python docs/make_model_card.py MODEL_DIR --sim SIM_REPORT_DIR \\
-        [--real REAL_REPORT_DIR] [--before BEFORE_REPORT_DIR] [--samples samples.fits]
+        [--real REAL_REPORT_DIR] [--before BEFORE_REPORT_DIR] [--samples samples.fits] \\
+        [--earlier STEP1_MODEL_DIR --earlier STEP2_MODEL_DIR ...]
 
 Every number in the card comes from the ``report.json`` files (written by
 ``galaxalign-astro evaluate``), the classify catalog of the samples, or the model's
@@ -218,9 +219,11 @@ def main() -> None:
     parser.add_argument("--before", type=Path, help="the same real report of the old model")
     parser.add_argument("--samples", type=Path, help="classify output on the bundled samples")
     parser.add_argument(
-        "--step1",
+        "--earlier",
         type=Path,
-        help="the model this one continues (its init_from): its training is listed first",
+        action="append",
+        default=[],
+        help="a model this one continues (repeat, first step first): listed before it",
     )
     args = parser.parse_args()
 
@@ -236,8 +239,9 @@ def main() -> None:
 
     with safe_open(str(weights), framework="pt") as fh:
         dtype = str(fh.get_slice(next(iter(fh.keys()))).get_dtype()).lower()
-    step1 = json.loads((args.step1 / "galaxalign.json").read_text()) if args.step1 else None
-    steps = ([step1["training"]] if step1 else []) + [training]
+    earlier = [json.loads((d / "galaxalign.json").read_text()) for d in args.earlier]
+    step1 = earlier[0] if earlier else None
+    steps = [e["training"] for e in earlier] + [training]
     last = {h["stage"]: h for t in steps for h in t.get("history", [])}
     shutil.copyfile(args.sim / "confusion.png", DOCS / "images" / "default_model_confusion.png")
     if args.real:
@@ -257,8 +261,9 @@ def main() -> None:
         "",
         *(
             [
-                f"- Commands, in order: `{step1['training'].get('command')}`, then "
-                f"`{training.get('command')}` (it starts from the first one's model"
+                "- Commands, in order: "
+                + ", then ".join(f"`{t.get('command')}`" for t in steps)
+                + " (each starts from the model of the one before"
                 + (
                     ", at a new input size, position embeddings interpolated)"
                     if step1["architecture"] != spec["architecture"]

@@ -177,6 +177,28 @@ def _samples_section(path: Path | None) -> list[str]:
     return [*lines, ""]
 
 
+def _steps_data(steps: list[dict]) -> list[str]:
+    """The data of each training step (steps with the same data share an entry)."""
+    groups: list[tuple[list[int], dict]] = []
+    for number, training in enumerate(steps, 1):
+        if groups and _training_data(groups[-1][1]) == _training_data(training):
+            groups[-1][0].append(number)
+        else:
+            groups.append(([number], training))
+    lines = []
+    for numbers, training in groups:
+        indent = "  " if len(groups) > 1 else ""
+        if indent:
+            label = "step" if len(numbers) == 1 else "steps"
+            lines.append(f"  - {label} {', '.join(map(str, numbers))}:")
+        lines += [indent + line for line in _training_data(training)]
+        lines.append(
+            f"{indent}  - {training.get('n_train')} images trained on, {training.get('n_val')} "
+            "held out of them for epoch selection and alpha tuning"
+        )
+    return lines
+
+
 def _training_data(training: dict) -> list[str]:
     source = training.get("source") or {}
     parts = source.get("parts", [source])
@@ -277,9 +299,7 @@ def main() -> None:
             ]
         ),
         "- Data:",
-        *_training_data(training),
-        f"  - {training.get('n_train')} images trained on, {training.get('n_val')} held out of "
-        "them for epoch selection and alpha tuning",
+        *_steps_data(steps),
         "- Method: GalaxAlign two-stage tri-modal fine-tuning (stage 1 shared visual tower, "
         "stage 2 separate symbol tower), class-aware contrastive loss with hierarchical "
         "(coarse) labels and the prototype term (ours, docs/method.md)"
@@ -339,8 +359,6 @@ def main() -> None:
         "",
         "- Most real labels are coarse: fine Galaxy10 accuracy on real images rests on few",
         "  labelled examples (see n above) and on the simulator; trust the coarse class more.",
-        "- Fitting the real sky cost simulator accuracy: the simulated-only model (bundled as",
-        "  `simulated`, its own card beside it) scores higher on simulated cutouts.",
         "- The real images are mostly SDSS composites; DECaLS grz cutouts (the survey the",
         "  simulator mimics) are fewer among them.",
         "- Speed: the input size sets the image tower's cost; docs/benchmarks.md gives classify"

@@ -213,13 +213,14 @@ def load_trunk_weights(
     ``timm_model`` is the tower's ``timm_model_name``; a known source made for
     another architecture is refused. Returns what was loaded, for provenance.
     """
-    path, layout, source = resolve_trunk_weights(spec)
-    if source is not None and timm_model is not None and source.timm_model != timm_model:
+    known = SOURCES.get(spec)
+    if known is not None and timm_model is not None and known.timm_model != timm_model:
         msg = (
-            f"image weights {spec!r} fit timm's {source.timm_model}, but the image tower is "
+            f"image weights {spec!r} fit timm's {known.timm_model}, but the image tower is "
             f"{timm_model}"
         )
         raise ModelLoadError(msg)
+    path, layout, source = resolve_trunk_weights(spec)
     raw = _read_state(path)
     try:
         state = _CONVERTERS[layout](raw, trunk)

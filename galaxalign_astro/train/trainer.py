@@ -410,8 +410,8 @@ class Trainer(_BatchesMixin, _ResumeMixin, _ValidationMixin):
                 record.update(scores)
                 run.alpha = scores.pop("alpha")
                 run.scores = scores
+            self.history.append(record)  # first: a best model saved now lists its own epoch
             self._select(record, run)
-            self.history.append(record)
             run.metrics.epoch(record)
             log.debug("%s", epoch_summary(record, epochs=stage.epochs))
             self._callback("on_epoch_end", record)

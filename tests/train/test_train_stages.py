@@ -98,3 +98,14 @@ def test_mixed_precision_training_on_cuda(tmp_path):
     assert trainer.precision.dtype in (torch.bfloat16, torch.float16)
     result = trainer.fit(TRAIN, VAL, output=tmp_path / "m")
     assert result.history[-1]["loss"] < result.history[0]["loss"]
+
+
+def test_a_saved_best_model_lists_its_own_epoch_last_in_its_history(micro_model):
+    """The card reads a model's history: it must end with the epoch whose weights it holds."""
+    import json
+
+    training = json.loads((micro_model / "galaxalign.json").read_text())["training"]
+    best = training["best"]
+    last = training["history"][-1]
+    assert (last["stage"], last["epoch"]) == (best["stage"], best["epoch"])
+    assert last["best"] is True

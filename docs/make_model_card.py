@@ -73,7 +73,11 @@ def _tree_row(title: str, m: dict) -> str:
     )
 
 
-def _real_section(report: dict, before: dict | None) -> list[str]:
+#: the bundled model a card describes: its folder name, used in titles and image names
+KIND = {"name": "default"}
+
+
+def _real_section(report: dict, before: dict | None, before_label: str = "before") -> list[str]:
     tree = report["hierarchical"]
     groups = tree["mix"]["groups"]
     data = report["data"]
@@ -100,12 +104,13 @@ def _real_section(report: dict, before: dict | None) -> list[str]:
     if before is not None and before.get("hierarchical"):
         old = before["hierarchical"]["mix"]
         name = _model_label(before)
-        lines.append(_tree_row(f"before: {name}, mixed", old))
+        lines.append(_tree_row(f"{before_label}: {name}, mixed", old))
     lines += ["", "Per source (mixed prototypes):", "", header.format("source"), rule]
     lines += [_tree_row(src, m) for src, m in tree["mix"]["by_source"].items()]
     if before is not None and before.get("hierarchical"):
         name = _model_label(before)
-        lines += ["", f"Before ({name}), per source:", "", header.format("source"), rule]
+        title = before_label[:1].upper() + before_label[1:]
+        lines += ["", f"{title} ({name}), per source:", "", header.format("source"), rule]
         lines += [
             _tree_row(src, m) for src, m in before["hierarchical"]["mix"]["by_source"].items()
         ]
@@ -115,7 +120,8 @@ def _real_section(report: dict, before: dict | None) -> list[str]:
         "",
         _confusion_table(groups, tree["mix"]["coarse_confusion_matrix"]),
         "",
-        "![coarse confusion matrix](../../../../docs/images/default_model_real_confusion.png)",
+        "![coarse confusion matrix](../../../../docs/images/"
+        f"{KIND['name']}_model_real_confusion.png)",
         "",
     ]
     return lines
@@ -149,7 +155,7 @@ def _sim_section(report: dict) -> list[str]:
         "",
         _confusion_table(names, report["classification"]["mix"]["confusion_matrix"]),
         "",
-        "![confusion matrix](../../../../docs/images/default_model_confusion.png)",
+        f"![confusion matrix](../../../../docs/images/{KIND['name']}_model_confusion.png)",
         "",
     ]
     return lines
@@ -241,6 +247,9 @@ def main() -> None:
     parser.add_argument("--before", type=Path, help="the same real report of the old model")
     parser.add_argument("--samples", type=Path, help="classify output on the bundled samples")
     parser.add_argument(
+        "--before-label", default="before", help="what --before is to this model (e.g. 'default')"
+    )
+    parser.add_argument(
         "--earlier",
         type=Path,
         action="append",
@@ -265,14 +274,17 @@ def main() -> None:
     step1 = earlier[0] if earlier else None
     steps = [e["training"] for e in earlier] + [training]
     last = {h["stage"]: h for t in steps for h in t.get("history", [])}
-    shutil.copyfile(args.sim / "confusion.png", DOCS / "images" / "default_model_confusion.png")
+    KIND["name"] = args.model.name
+    shutil.copyfile(
+        args.sim / "confusion.png", DOCS / "images" / f"{args.model.name}_model_confusion.png"
+    )
     if args.real:
-        target = DOCS / "images" / "default_model_real_confusion.png"
+        target = DOCS / "images" / f"{args.model.name}_model_real_confusion.png"
         shutil.copyfile(args.real / "confusion.png", target)
     pre = spec["preprocess"]
     init = (step1["training"]["config"] if step1 else config).get("init_from")
     lines = [
-        f"# Model card: `{spec['name']}` (bundled default model)",
+        f"# Model card: `{spec['name']}` (bundled `{args.model.name}` model)",
         "",
         "Trained on simulated DECaLS-like cutouts and real Galaxy Zoo images. Every number",
         "below is measured by this project (data and split named with each table); none is",
@@ -293,10 +305,7 @@ def main() -> None:
                 ),
             ]
             if step1
-            else [
-                f"- Command: `{training.get('command') or 'see docs/training.md'}`"
-                " (recipe `pipelines/train_default_model.toml`)"
-            ]
+            else [f"- Command: `{training.get('command') or 'see docs/training.md'}`"]
         ),
         "- Data:",
         *_steps_data(steps),
@@ -304,11 +313,17 @@ def main() -> None:
         "stage 2 separate symbol tower), class-aware contrastive loss with hierarchical "
         "(coarse) labels and the prototype term (ours, docs/method.md)"
         + (f"; towers initialised from the bundled `{init}` model" if init else "")
-        + "; no pretrained weights can be downloaded here",
+        + (
+            f"; image trunk started from `{config['image_weights']}` (ImageNet weights a "
+            "Python package ships, docs/training.md)"
+            if config.get("image_weights")
+            or (step1 or {}).get("training", {}).get("config", {}).get("image_weights")
+            else "; no pretrained weights can be downloaded here"
+        ),
         f"- Augmentation: `{config.get('augment')}` preset (docs/method.md)",
         f"- Package version: {spec['package_version']}, created {spec['created']}",
         "",
-        "| stage | epochs | final loss | images/s (CPU) |",
+        "| stage | epochs | loss, last epoch in the saved history | images/s (CPU) |",
         "|---|---|---|---|",
     ]
     for stage in [st for t in steps for st in t["config"]["stages"]]:
@@ -334,7 +349,7 @@ def main() -> None:
         "",
     ]
     if real is not None:
-        lines += _real_section(real, before)
+        lines += _real_section(real, before, args.before_label)
     lines += _sim_section(sim)
     lines += _samples_section(args.samples)
     lines += [
@@ -376,12 +391,12 @@ def main() -> None:
     ]
     if real is not None:
         lines.append(
-            "galaxalign-astro evaluate --model default --data ../shared/real-galaxies/labels.csv "
-            "--split val --no-probe -o report-real/"
+            f"galaxalign-astro evaluate --model {KIND['name']} "
+            "--data ../shared/real-galaxies/labels.csv --split val --no-probe -o report-real/"
         )
     lines += [
-        f"galaxalign-astro evaluate --model default --data {sim['data']['path']} --split all "
-        "-o report-sim/ --train-data simulated:2000:1",
+        f"galaxalign-astro evaluate --model {KIND['name']} --data {sim['data']['path']} "
+        "--split all -o report-sim/ --train-data simulated:2000:1",
         "```",
         "",
     ]

@@ -73,11 +73,9 @@ def _tree_row(title: str, m: dict) -> str:
     )
 
 
-#: the bundled model a card describes: its folder name, used in titles and image names
-KIND = {"name": "default"}
-
-
-def _real_section(report: dict, before: dict | None, before_label: str = "before") -> list[str]:
+def _real_section(
+    report: dict, before: dict | None, kind: str, before_label: str = "before"
+) -> list[str]:
     tree = report["hierarchical"]
     groups = tree["mix"]["groups"]
     data = report["data"]
@@ -120,14 +118,13 @@ def _real_section(report: dict, before: dict | None, before_label: str = "before
         "",
         _confusion_table(groups, tree["mix"]["coarse_confusion_matrix"]),
         "",
-        "![coarse confusion matrix](../../../../docs/images/"
-        f"{KIND['name']}_model_real_confusion.png)",
+        f"![coarse confusion matrix](../../../../docs/images/{kind}_model_real_confusion.png)",
         "",
     ]
     return lines
 
 
-def _sim_section(report: dict) -> list[str]:
+def _sim_section(report: dict, kind: str) -> list[str]:
     names = report["class_names"]
     lines = [
         "## Simulated held-out set",
@@ -155,7 +152,7 @@ def _sim_section(report: dict) -> list[str]:
         "",
         _confusion_table(names, report["classification"]["mix"]["confusion_matrix"]),
         "",
-        f"![confusion matrix](../../../../docs/images/{KIND['name']}_model_confusion.png)",
+        f"![confusion matrix](../../../../docs/images/{kind}_model_confusion.png)",
         "",
     ]
     return lines
@@ -274,17 +271,18 @@ def main() -> None:
     step1 = earlier[0] if earlier else None
     steps = [e["training"] for e in earlier] + [training]
     last = {h["stage"]: h for t in steps for h in t.get("history", [])}
-    KIND["name"] = args.model.name
-    shutil.copyfile(
-        args.sim / "confusion.png", DOCS / "images" / f"{args.model.name}_model_confusion.png"
-    )
+    kind = args.model.name  # the bundled model's folder: default, large...
+    shutil.copyfile(args.sim / "confusion.png", DOCS / "images" / f"{kind}_model_confusion.png")
     if args.real:
-        target = DOCS / "images" / f"{args.model.name}_model_real_confusion.png"
+        target = DOCS / "images" / f"{kind}_model_real_confusion.png"
         shutil.copyfile(args.real / "confusion.png", target)
     pre = spec["preprocess"]
+    image_weights = next(
+        (t["config"]["image_weights"] for t in steps if t["config"].get("image_weights")), None
+    )
     init = (step1["training"]["config"] if step1 else config).get("init_from")
     lines = [
-        f"# Model card: `{spec['name']}` (bundled `{args.model.name}` model)",
+        f"# Model card: `{spec['name']}` (bundled `{kind}` model)",
         "",
         "Trained on simulated DECaLS-like cutouts and real Galaxy Zoo images. Every number",
         "below is measured by this project (data and split named with each table); none is",
@@ -314,10 +312,9 @@ def main() -> None:
         "(coarse) labels and the prototype term (ours, docs/method.md)"
         + (f"; towers initialised from the bundled `{init}` model" if init else "")
         + (
-            f"; image trunk started from `{config['image_weights']}` (ImageNet weights a "
+            f"; image trunk started from `{image_weights}` (ImageNet weights a "
             "Python package ships, docs/training.md)"
-            if config.get("image_weights")
-            or (step1 or {}).get("training", {}).get("config", {}).get("image_weights")
+            if image_weights
             else "; no pretrained weights can be downloaded here"
         ),
         f"- Augmentation: `{config.get('augment')}` preset (docs/method.md)",
@@ -349,8 +346,8 @@ def main() -> None:
         "",
     ]
     if real is not None:
-        lines += _real_section(real, before, args.before_label)
-    lines += _sim_section(sim)
+        lines += _real_section(real, before, kind, args.before_label)
+    lines += _sim_section(sim, kind)
     lines += _samples_section(args.samples)
     lines += [
         "## Data card",
@@ -391,11 +388,11 @@ def main() -> None:
     ]
     if real is not None:
         lines.append(
-            f"galaxalign-astro evaluate --model {KIND['name']} "
+            f"galaxalign-astro evaluate --model {kind} "
             "--data ../shared/real-galaxies/labels.csv --split val --no-probe -o report-real/"
         )
     lines += [
-        f"galaxalign-astro evaluate --model {KIND['name']} --data {sim['data']['path']} "
+        f"galaxalign-astro evaluate --model {kind} --data {sim['data']['path']} "
         "--split all -o report-sim/ --train-data simulated:2000:1",
         "```",
         "",
